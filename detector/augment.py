@@ -1,0 +1,97 @@
+"""Training samples: random crops, flips and scale jitter of real frames, plus synthetic targets injected
+into target-free real backgrounds (extra positives and hard negatives)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .datasets import Sample
+from .encoding import encode_targets
+from .imageio import IMAGE_SUFFIXES, load_grey, normalize
+from .synthetic import inject_targets
+
+
+def _resize(image: np.ndarray, scale: float) -> np.ndarray:
+    h, w = image.shape
+    size = (max(8, int(round(w * scale))), max(8, int(round(h * scale))))
+    return np.asarray(Image.fromarray(image.astype(np.float32), mode="F").resize(size, Image.BILINEAR))
+
+
+def _scale_targets(cents: np.ndarray, boxes: np.ndarray, sx: float, sy: float) -> tuple[np.ndarray, np.ndarray]:
+    # pixel centre x maps to (x + 0.5) * s - 0.5; inclusive box [x0, x1] spans borders x0 - 0.5 .. x1 + 0.5
+    c = np.stack([(cents[:, 0] + 0.5) * sx - 0.5, (cents[:, 1] + 0.5) * sy - 0.5], 1)
+    b = np.stack([boxes[:, 0] * sx, boxes[:, 1] * sy, (boxes[:, 2] + 1) * sx - 1, (boxes[:, 3] + 1) * sy - 1], 1)
+    return c, b
+
+
+class TrainSet(torch.utils.data.Dataset):
+    """Endless random training crops (an epoch is `length` of them)."""
+
+    def __init__(self, samples: list[Sample], stride: int, crop: int = 192, length: int = 1024,
+                 backgrounds: str | Path | None = None, background_share: float = 0.3,
+                 scale: tuple[float, float] = (0.8, 1.25), seed: int = 0) -> None:
+        self.samples, self.stride, self.crop, self.length = samples, stride, crop, length
+        self.scale, self.seed, self.epoch = scale, seed, 0
+        self.backgrounds = []
+        if backgrounds and Path(backgrounds).is_dir():
+            self.backgrounds = [load_grey(p) for p in sorted(Path(backgrounds).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+        self.background_share = background_share if self.backgrounds else 0.0
+
+    def __len__(self) -> int:
+        return self.length
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        if rng.random() < self.background_share:
+            bg = self.backgrounds[rng.integers(len(self.backgrounds))]
+            y0 = rng.integers(0, max(1, bg.shape[0] - 2 * self.crop))
+            x0 = rng.integers(0, max(1, bg.shape[1] - 2 * self.crop))
+            region = bg[y0:y0 + 2 * self.crop, x0:x0 + 2 * self.crop]
+            image, cents, boxes = inject_targets(region, rng, int(rng.integers(0, 4)))
+        else:
+            s = self.samples[rng.integers(len(self.samples))]
+            image, cents, boxes = s.image.astype(np.float32), s.centroids, s.boxes
+            if rng.random() < 0.2:  # an extra synthetic target in a real scene
+                image, c2, b2 = inject_targets(image, rng, 1)
+                cents, boxes = np.concatenate([cents, c2]), np.concatenate([boxes, b2])
+        image = normalize(image)
+        k = rng.uniform(*self.scale)
+        if abs(k - 1) > 0.02:
+            h, w = image.shape
+            image = _resize(image, k)
+            cents, boxes = _scale_targets(cents, boxes, image.shape[1] / w, image.shape[0] / h)
+        if rng.random() < 0.5:
+            w = image.shape[1]
+            image = image[:, ::-1]
+            cents = np.stack([w - 1 - cents[:, 0], cents[:, 1]], 1)
+            boxes = np.stack([w - 1 - boxes[:, 2], boxes[:, 1], w - 1 - boxes[:, 0], boxes[:, 3]], 1)
+        if rng.random() < 0.5:
+            h = image.shape[0]
+            image = image[::-1]
+            cents = np.stack([cents[:, 0], h - 1 - cents[:, 1]], 1)
+            boxes = np.stack([boxes[:, 0], h - 1 - boxes[:, 3], boxes[:, 2], h - 1 - boxes[:, 1]], 1)
+        # random crop (zero padding = the frame mean after standardisation)
+        c = self.crop
+        h, w = image.shape
+        y0 = int(rng.integers(0, max(1, h - c + 1)))
+        x0 = int(rng.integers(0, max(1, w - c + 1)))
+        if len(cents) and rng.random() < 0.7:  # most crops contain a target
+            tx, ty = cents[rng.integers(len(cents))]
+            x0 = int(np.clip(tx - rng.uniform(8, c - 8), 0, max(0, w - c)))
+            y0 = int(np.clip(ty - rng.uniform(8, c - 8), 0, max(0, h - c)))
+        crop = np.zeros((c, c), np.float32)
+        part = image[y0:y0 + c, x0:x0 + c]
+        crop[: part.shape[0], : part.shape[1]] = part
+        cents = cents - [x0, y0]
+        boxes = boxes - [x0, y0, x0, y0]
+        inside = (cents[:, 0] >= 0) & (cents[:, 0] <= part.shape[1] - 1) & (cents[:, 1] >= 0) & (cents[:, 1] <= part.shape[0] - 1)
+        t = encode_targets(cents[inside], boxes[inside], (c // self.stride, c // self.stride), self.stride)
+        out = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in t.items()}
+        out["image"] = torch.from_numpy(np.ascontiguousarray(crop))[None]
+        return out

@@ -1,0 +1,114 @@
+"""`python -m detector {train,eval,predict}`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import DetectorError
+from .imageio import IMAGE_SUFFIXES
+
+DEFAULT_BACKGROUNDS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ir-backgrounds"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m detector", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a variant (checkpoint and threshold chosen on val)")
+    t.add_argument("--variant", choices=["fast", "hrnet"], default="fast")
+    t.add_argument("--data", required=True, help="dataset folder (SIRST, mask folder) or COCO json")
+    t.add_argument("--out", required=True, help="run folder: best.pt, last.pt, history.json")
+    t.add_argument("--epochs", type=int, default=60)
+    t.add_argument("--iters", type=int, default=64, help="iterations per epoch")
+    t.add_argument("--batch", type=int, default=16)
+    t.add_argument("--crop", type=int, default=192)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--val-every", type=int, default=2)
+    t.add_argument("--backgrounds", default=str(DEFAULT_BACKGROUNDS) if DEFAULT_BACKGROUNDS.is_dir() else None,
+                   help="folder of target-free frames for synthetic targets and hard negatives")
+    t.add_argument("--device", default="auto")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=None)
+    t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+
+    e = sub.add_parser("eval", help="P/R/F1, Pd/Fa, AP50, by size; JSON + PR curve PNG")
+    e.add_argument("--weights", default=None, help="checkpoint, or a shipped variant name (default: fast)")
+    e.add_argument("--data", required=True)
+    e.add_argument("--split", default="test", choices=["train", "val", "test"])
+    e.add_argument("--out", default=None, help="folder for metrics.json and pr_curve.png")
+    e.add_argument("--device", default="auto")
+
+    r = sub.add_parser("predict", help="detect in images; one JSON line per image")
+    r.add_argument("paths", nargs="+", help="image files or folders")
+    r.add_argument("--weights", default=None, help="checkpoint, or a shipped variant name (default: fast)")
+    r.add_argument("--out", default="-", help="JSONL file (default: stdout)")
+    r.add_argument("--threshold", type=float, default=None, help="override the checkpoint's threshold")
+    r.add_argument("--device", default="auto")
+    return p
+
+
+def _images(paths: list[str]) -> list[Path]:
+    found = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise DetectorError(f"{p}: no such file or folder")
+    if not found:
+        raise DetectorError(f"no images found in {' '.join(paths)}")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            from .train import train
+
+            best = train(args.variant, args.data, args.out, args.epochs, args.iters, args.batch, args.crop, args.lr,
+                         val_every=args.val_every, backgrounds=args.backgrounds, device=args.device,
+                         seed=args.seed, resume=args.resume, threads=args.threads)
+            print(f"best val F1 {best['f1']:.3f} at epoch {best.get('epoch')} (threshold {best.get('threshold')}) "
+                  f"-> {Path(args.out) / 'best.pt'}")
+        elif args.command == "eval":
+            from .datasets import open_dataset
+            from .evaluate import format_report, run_eval
+            from .predict import Detector
+
+            det = Detector.load(args.weights, args.device)
+            samples = open_dataset(args.data, args.split)
+            report = run_eval(det, samples, args.data, args.split, Path(args.out) if args.out else None)
+            print(format_report(report))
+            if args.out:
+                print(f"wrote {Path(args.out) / 'metrics.json'} and {Path(args.out) / 'pr_curve.png'}")
+        elif args.command == "predict":
+            from .imageio import load_grey
+            from .predict import Detector
+
+            det = Detector.load(args.weights, args.device, args.threshold)
+            out = sys.stdout if args.out == "-" else open(args.out, "w")
+            try:
+                for path in _images(args.paths):
+                    try:
+                        image = load_grey(path)
+                    except DetectorError as exc:
+                        print(f"skipped: {exc}", file=sys.stderr)
+                        continue
+                    dets = det.predict(image)
+                    row = {"image": str(path), "width": image.shape[1], "height": image.shape[0],
+                           "detections": dets.to_dicts()}
+                    out.write(json.dumps(row) + "\n")
+            finally:
+                if out is not sys.stdout:
+                    out.close()
+    except DetectorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,158 @@
+"""Labelled single-frame data: SIRST layout, mask folders (IRSTD-1k style) and COCO json.
+
+Every reader returns `Sample`s in the project's convention: centroids (x, y) with the centre of pixel
+(i, j) at (i, j); boxes as inclusive pixel indices xmin, ymin, xmax, ymax.
+"""
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from .errors import DetectorError
+from .imageio import IMAGE_SUFFIXES, load_grey
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Sample:
+    name: str
+    image: np.ndarray  # (H, W) uint8 / uint16
+    centroids: np.ndarray  # (N, 2) float
+    boxes: np.ndarray  # (N, 4) float, inclusive pixel indices
+
+
+def components(mask: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Targets of a binary mask: intensity-weighted centroids (N, 2) and inclusive boxes (N, 4)."""
+    labels, n = ndimage.label(mask > 0, structure=np.ones((3, 3)))
+    cents, boxes = [], []
+    for idx, sl in enumerate(ndimage.find_objects(labels), start=1):
+        ys, xs = np.nonzero(labels[sl] == idx)
+        ys, xs = ys + sl[0].start, xs + sl[1].start
+        wts = image[ys, xs].astype(np.float64)
+        wts = wts - wts.min() + 1.0 if len(wts) else wts
+        cents.append([np.average(xs, weights=wts), np.average(ys, weights=wts)])
+        boxes.append([xs.min(), ys.min(), xs.max(), ys.max()])
+    return np.asarray(cents, float).reshape(-1, 2), np.asarray(boxes, float).reshape(-1, 4)
+
+
+def centroid_in_box(image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Intensity-weighted centroid of the brighter half of the pixels inside an inclusive box."""
+    x0, y0, x1, y1 = [int(round(v)) for v in box]
+    h, w = image.shape
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w - 1, x1), min(h - 1, y1)
+    patch = image[y0:y1 + 1, x0:x1 + 1].astype(np.float64)
+    if patch.size == 0:
+        return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+    wts = np.clip(patch - np.median(patch), 0, None)
+    if wts.sum() <= 0:
+        wts = np.ones_like(patch)
+    ys, xs = np.mgrid[y0:y1 + 1, x0:x1 + 1]
+    return np.array([np.average(xs, weights=wts), np.average(ys, weights=wts)])
+
+
+def _read_split(root: Path, split: str) -> list[str]:
+    for candidate in (root / "splits" / f"{split}.txt", root / f"{split}.txt", root / "idx_427" / f"{split}.txt"):
+        if candidate.is_file():
+            return [line.strip() for line in candidate.read_text().splitlines() if line.strip()]
+    raise DetectorError(f"{root}: no list for split {split!r} (looked for splits/{split}.txt and {split}.txt)")
+
+
+def _find_image(folder: Path, name: str) -> Path:
+    for suffix in IMAGE_SUFFIXES:
+        p = folder / f"{name}{suffix}"
+        if p.is_file():
+            return p
+    raise DetectorError(f"{folder}: no image named {name!r}")
+
+
+def _voc_boxes(path: Path) -> np.ndarray:
+    root = ET.parse(path).getroot()
+    out = [[float(o.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")] for o in root.iter("object")]
+    return np.asarray(out, float).reshape(-1, 4)
+
+
+def _voc_centroids(path: Path) -> np.ndarray:
+    root = ET.parse(path).getroot()
+    out = [[float(o.findtext("centroid/xc")), float(o.findtext("centroid/yc"))] for o in root.iter("object")]
+    return np.asarray(out, float).reshape(-1, 2)
+
+
+def read_sirst(root: str | Path, split: str) -> list[Sample]:
+    """SIRST layout: images/, masks/, boxes/ (VOC), centroids/ (xml), splits/{split}.txt."""
+    root = Path(root)
+    samples = []
+    for name in _read_split(root, split):
+        image = load_grey(_find_image(root / "images", name))
+        box_file, cent_file = root / "boxes" / f"{name}.xml", root / "centroids" / f"{name}.xml"
+        if box_file.is_file():
+            boxes = _voc_boxes(box_file)
+            cents = _voc_centroids(cent_file) if cent_file.is_file() else np.array(
+                [centroid_in_box(image, b) for b in boxes]).reshape(-1, 2)
+            if len(cents) != len(boxes):  # files disagree: trust the mask
+                cents, boxes = components(load_grey(_find_image(root / "masks", name)), image)
+        else:
+            cents, boxes = components(load_grey(_find_image(root / "masks", name)), image)
+        samples.append(Sample(name, image, cents, boxes))
+    return samples
+
+
+def read_mask_folder(root: str | Path, split: str) -> list[Sample]:
+    """IRSTD-1k style: images/ and masks/ of the same names, a list per split; targets = mask components."""
+    root = Path(root)
+    samples = []
+    for name in _read_split(root, split):
+        image = load_grey(_find_image(root / "images", name))
+        cents, boxes = components(load_grey(_find_image(root / "masks", name)), image)
+        samples.append(Sample(name, image, cents, boxes))
+    return samples
+
+
+def read_coco(json_path: str | Path, image_root: str | Path | None = None) -> list[Sample]:
+    """COCO json (the method's ITT / SIRST-V2 annotations). bbox [x, y, w, h] has pixel i covering [i, i+1)."""
+    json_path = Path(json_path)
+    try:
+        data = json.loads(json_path.read_text())
+        images = {im["id"]: im for im in data["images"]}
+        anns = data.get("annotations", [])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DetectorError(f"{json_path}: not a COCO annotation file ({exc})") from None
+    image_root = Path(image_root) if image_root else json_path.parent
+    by_image: dict[int, list[list[float]]] = {i: [] for i in images}
+    for a in anns:
+        by_image.setdefault(a["image_id"], []).append(a["bbox"])
+    samples = []
+    for image_id, im in sorted(images.items()):
+        path = image_root / im["file_name"]
+        if not path.is_file() and (image_root / "images" / im["file_name"]).is_file():
+            path = image_root / "images" / im["file_name"]
+        image = load_grey(path)
+        boxes = np.array([[x, y, x + w - 1, y + h - 1] for x, y, w, h in by_image[image_id]], float).reshape(-1, 4)
+        cents = np.array([centroid_in_box(image, b) for b in boxes]).reshape(-1, 2)
+        samples.append(Sample(Path(im["file_name"]).stem, image, cents, boxes))
+    return samples
+
+
+def open_dataset(path: str | Path, split: str) -> list[Sample]:
+    """Read `split` of a dataset, detecting its layout: a COCO json (file, or `<split>.json` / `annotations/`
+    in the folder), SIRST (boxes/ or centroids/ beside images/) or a mask folder."""
+    path = Path(path)
+    if not path.exists():
+        raise DetectorError(f"{path}: no such file or folder")
+    if path.is_file():
+        return read_coco(path)
+    for candidate in (path / f"{split}.json", path / "annotations" / f"{split}.json"):
+        if candidate.is_file():
+            return read_coco(candidate, path)
+    if not (path / "images").is_dir():
+        raise DetectorError(f"{path}: not a dataset (expected images/ with masks/ or boxes/, or a COCO json)")
+    if (path / "boxes").is_dir() or (path / "centroids").is_dir():
+        return read_sirst(path, split)
+    if (path / "masks").is_dir():
+        return read_mask_folder(path, split)
+    raise DetectorError(f"{path}: images/ has no masks/ or boxes/ beside it")

@@ -1,0 +1,62 @@
+"""Reading frames as one grey channel, and the normalisation that the model sees."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import DetectorError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+
+
+def to_grey(img: np.ndarray) -> np.ndarray:
+    """Any (H, W), (H, W, 1|3|4) uint8/uint16 array -> (H, W) of the same bit depth."""
+    img = np.asarray(img)
+    if img.ndim == 3:
+        if img.shape[2] == 1:
+            img = img[..., 0]
+        elif img.shape[2] in (3, 4):
+            rgb = img[..., :3].astype(np.float32)
+            grey = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+            img = np.clip(np.rint(grey), 0, np.iinfo(img.dtype).max if img.dtype.kind in "ui" else None).astype(img.dtype)
+        else:
+            raise DetectorError(f"frame has {img.shape[2]} channels; expected 1, 3 or 4")
+    if img.ndim != 2:
+        raise DetectorError(f"frame has shape {img.shape}; expected a 2-D grey or colour image")
+    if img.dtype not in (np.uint8, np.uint16):
+        if img.dtype.kind == "f":
+            return img.astype(np.float32)
+        img = np.clip(img, 0, 65535).astype(np.uint16)
+    return img
+
+
+def load_grey(path: str | Path) -> np.ndarray:
+    """Load an image file of any colour type and bit depth as one channel (uint8 or uint16)."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im).astype(np.int64)
+                return np.clip(arr, 0, 65535).astype(np.uint16)
+            if im.mode == "L":
+                return np.asarray(im).copy()
+            return to_grey(np.asarray(im.convert("RGBA" if "A" in im.mode else "RGB")))
+    except FileNotFoundError:
+        raise DetectorError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DetectorError(f"{path}: not a readable image ({exc.__class__.__name__})") from None
+
+
+def normalize(img: np.ndarray) -> np.ndarray:
+    """Per-frame standardisation to float32 (zero mean, unit std): the same for 8- and 16-bit input.
+
+    Recorded in checkpoints as preprocessing mode `standardize`.
+    """
+    x = np.asarray(img, dtype=np.float32)
+    mean, std = float(x.mean()), float(x.std())
+    return (x - mean) / max(std, 1e-3 * max(abs(mean), 1.0), 1e-6)
+
+
+PREPROCESSING = {"mode": "standardize", "channels": 1, "pad_multiple": 32}

@@ -1,0 +1,91 @@
+"""Running a model on frames: normalise, pad, forward, extract peaks, decode to `Detections`."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .detections import Detections
+from .encoding import to_pixel
+from .imageio import normalize, to_grey
+from .peaks import extract_peaks, extract_peaks_cupy
+
+
+@dataclass
+class Decoded:
+    """Detections of one frame plus their ltrb boxes (x1, y1, x2, y2, pixel-border coordinates)."""
+
+    detections: Detections
+    boxes: np.ndarray
+
+
+def to_batch(frames: list[np.ndarray], multiple: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """Normalise each frame and pad bottom/right (never shifting content) to a common multiple of `multiple`."""
+    arrays = [normalize(to_grey(f)) for f in frames]
+    sizes = [a.shape for a in arrays]
+    h = max(s[0] for s in sizes)
+    w = max(s[1] for s in sizes)
+    h, w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+    batch = np.zeros((len(arrays), 1, h, w), np.float32)
+    for i, a in enumerate(arrays):
+        batch[i, 0, : a.shape[0], : a.shape[1]] = a
+    return torch.from_numpy(batch), sizes
+
+
+def decode(outputs: dict[str, torch.Tensor], sizes: list[tuple[int, int]], stride: int, threshold: float,
+           top_k: int = 100, use_cupy: bool = False) -> list[Decoded]:
+    """Peaks of each heatmap -> centroids (cell + offset) and ltrb boxes, in pixels; peaks in padding dropped."""
+    heat = outputs["heatmap"].sigmoid()
+    peaks = (extract_peaks_cupy if use_cupy else extract_peaks)(heat, threshold, top_k)
+    results = []
+    for b, ((cells, scores), (h, w)) in enumerate(zip(peaks, sizes)):
+        if len(cells):
+            idx = torch.as_tensor(cells, device=heat.device)
+            off = outputs["offset"][b][:, idx[:, 0], idx[:, 1]].T.float().cpu().numpy()
+            ltrb = outputs["ltrb"][b][:, idx[:, 0], idx[:, 1]].T.float().cpu().numpy()
+        else:
+            off, ltrb = np.zeros((0, 2), np.float32), np.zeros((0, 4), np.float32)
+        off = np.clip(off, -0.5, 0.5)
+        x = to_pixel(cells[:, 1] + off[:, 0], stride)
+        y = to_pixel(cells[:, 0] + off[:, 1], stride)
+        keep = (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)
+        x, y, ltrb, s = x[keep], y[keep], ltrb[keep] * stride, scores[keep]
+        boxes = np.stack([x - ltrb[:, 0], y - ltrb[:, 1], x + ltrb[:, 2], y + ltrb[:, 3]], 1) if len(x) else np.zeros((0, 4))
+        dets = Detections(np.stack([x, y], 1), np.stack([ltrb[:, 0] + ltrb[:, 2], ltrb[:, 1] + ltrb[:, 3]], 1), s)
+        results.append(Decoded(dets, boxes.astype(np.float32)))
+    return results
+
+
+def run(model: nn.Module, frames: list[np.ndarray], stride: int, multiple: int, threshold: float, device: torch.device,
+        top_k: int = 100, timings: dict | None = None) -> list[Decoded]:
+    """Model forward + decode for a batch of frames of any sizes."""
+    t0 = time.perf_counter()
+    batch, sizes = to_batch(frames, multiple)
+    with torch.inference_mode():
+        outputs = model(batch.to(device))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t1 = time.perf_counter()
+        use_cupy = device.type == "cuda" and _have_cupy()
+        decoded = decode(outputs, sizes, stride, threshold, top_k, use_cupy)
+    if timings is not None:
+        timings["inference"] = t1 - t0
+        timings["peaks"] = time.perf_counter() - t1
+    return decoded
+
+
+def _have_cupy() -> bool:
+    try:
+        import cupy  # noqa: F401
+    except Exception:  # noqa: BLE001 - any import failure means: use the torch path
+        return False
+    return True
+
+
+def pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    return F.pad(x, (0, -w % multiple, 0, -h % multiple))

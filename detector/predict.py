@@ -1,0 +1,65 @@
+"""The Python API: load a detector once, call it on frames, get sub-pixel points with box and score."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint
+from .detections import Detections
+from .errors import DetectorError
+from .inference import Decoded, run
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """'auto' -> CUDA when present, else CPU; 'cpu', 'cuda', 'cuda:N' as given."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise DetectorError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DetectorError(f"device {device!r} asked for, but CUDA is not available here")
+    return dev
+
+
+class Detector:
+    """A loaded model with its preprocessing and operating threshold.
+
+    >>> det = Detector.load()            # shipped default weights (variant 'fast')
+    >>> dets = det.predict(frame)        # Detections: xy centroids, wh, score
+    """
+
+    def __init__(self, model: torch.nn.Module, meta: dict, device: torch.device, threshold: float | None = None,
+                 top_k: int = 100) -> None:
+        self.model = model.to(device).eval()
+        self.meta = meta
+        self.device = device
+        self.variant: str = meta["variant"]
+        self.stride: int = int(meta.get("stride", 2))
+        self.multiple: int = int(meta.get("preprocessing", {}).get("pad_multiple", 32))
+        self.threshold: float = float(meta.get("threshold", 0.5) if threshold is None else threshold)
+        self.top_k = top_k
+
+    @classmethod
+    def load(cls, weights: str | Path | None = None, device: str = "auto", threshold: float | None = None) -> "Detector":
+        """weights: a checkpoint path, a shipped variant name ('fast', 'hrnet'), or None for the default."""
+        model, meta = load_checkpoint(weights)
+        return cls(model, meta, pick_device(device), threshold)
+
+    def predict(self, frame: np.ndarray) -> Detections:
+        return self.predict_batch([frame])[0]
+
+    def predict_batch(self, frames: list[np.ndarray], timings: dict | None = None) -> list[Detections]:
+        """Detect in several frames (any sizes, 8/16-bit grey or colour) in one forward pass."""
+        return [d.detections for d in self.decode_batch(frames, timings=timings)]
+
+    def decode_batch(self, frames: list[np.ndarray], threshold: float | None = None,
+                     timings: dict | None = None) -> list[Decoded]:
+        """Like `predict_batch`, also returning ltrb boxes; `threshold` overrides the operating one."""
+        if not frames:
+            return []
+        thr = self.threshold if threshold is None else threshold
+        return run(self.model, list(frames), self.stride, self.multiple, thr, self.device, self.top_k, timings)

@@ -1,0 +1,104 @@
+"""`python -m detector train`: train a variant on `train`, select checkpoint and threshold on `val`.
+
+The test split is never read here.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .augment import TrainSet
+from .checkpoint import save_checkpoint
+from .datasets import open_dataset
+from .errors import DetectorError
+from .evaluate import collect
+from .imageio import PREPROCESSING
+from .loss import LossWeights, detection_loss
+from .metrics import best_threshold
+from .models import create_model
+from .predict import pick_device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(variant: str, data: str, out: str, epochs: int = 60, iters: int = 64, batch: int = 16, crop: int = 192,
+          lr: float = 2e-3, warmup: int = 200, val_every: int = 2, backgrounds: str | None = None,
+          device: str = "auto", seed: int = 0, resume: bool = False, threads: int | None = None,
+          loss_weights: LossWeights = LossWeights()) -> dict:
+    """Train and write `out/best.pt` (best val F1, with its val threshold) and `out/last.pt` (for --resume)."""
+    if threads:
+        torch.set_num_threads(threads)
+    seed_everything(seed)
+    dev = pick_device(device)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train_samples = open_dataset(data, "train")
+    val_samples = open_dataset(data, "val")
+    model = create_model(variant).to(dev)
+    stride = model.stride
+    dataset = TrainSet(train_samples, stride, crop, iters * batch, backgrounds, seed=seed)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=False, num_workers=0)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    total = epochs * iters
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: min(1.0, (i + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(i, total) / total)))
+    meta = {"variant": variant, "model_kwargs": {}, "stride": stride, "preprocessing": PREPROCESSING,
+            "command": " ".join(["python -m detector"] + sys.argv[1:]), "seed": seed,
+            "data": str(data), "loss": loss_weights.__dict__}
+    start, best, history = 0, {"f1": -1.0}, []
+    last_path = out_dir / "last.pt"
+    if resume and last_path.is_file():
+        state = torch.load(last_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["state_dict"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start, best, history = state["epoch"], state["best"], state["history"]
+        print(f"resumed from {last_path} at epoch {start}")
+    elif resume:
+        raise DetectorError(f"{last_path}: nothing to resume")
+
+    for epoch in range(start, epochs):
+        model.train()
+        dataset.set_epoch(epoch)
+        t0, running = time.time(), []
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True)
+        for batch_data in bar:
+            batch_data = {k: v.to(dev) for k, v in batch_data.items()}
+            outputs = model(batch_data["image"])
+            losses = detection_loss(outputs, batch_data, loss_weights)
+            opt.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            opt.step()
+            sched.step()
+            running.append(losses["total"].item())
+            bar.set_postfix(loss=f"{np.mean(running[-20:]):.3f}")
+        row = {"epoch": epoch + 1, "loss": float(np.mean(running)), "seconds": round(time.time() - t0, 1)}
+        if (epoch + 1) % val_every == 0 or epoch + 1 == epochs:
+            images = collect(model, val_samples, stride, PREPROCESSING["pad_multiple"], dev)
+            thr, res = best_threshold(images)
+            row.update({"val_f1": res["f1"], "val_precision": res["precision"], "val_recall": res["recall"], "threshold": thr})
+            if res["f1"] > best["f1"]:
+                best = {"f1": res["f1"], "epoch": epoch + 1, "threshold": thr, "precision": res["precision"],
+                        "recall": res["recall"]}
+                save_checkpoint(out_dir / "best.pt", model, {**meta, "threshold": thr, "epoch": epoch + 1,
+                                                              "val": best})
+        history.append(row)
+        print(json.dumps(row), flush=True)
+        save_checkpoint(last_path, model, {**meta, "threshold": best.get("threshold", 0.5), "epoch": epoch + 1},
+                        {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "best": best,
+                         "history": history})
+    (out_dir / "history.json").write_text(json.dumps({"best": best, "history": history}, indent=2))
+    return best

@@ -1,0 +1,214 @@
+"""`python -m pipeline run | validate | subscribe | replay`.
+
+User mistakes end with one `error: ...` line on stderr and exit status 2; a run that fails exits 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from pipeline.config import ConfigError, load_config, redact_url
+
+log = logging.getLogger("pipeline")
+
+REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _setup_logging(level: str = "info") -> None:
+    logging.basicConfig(stream=sys.stderr, level=getattr(logging, level.upper()),
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", force=True)
+
+
+def _user_error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _config_problems(e: ConfigError) -> int:
+    for line in e.problems:
+        print(f"error: {line}", file=sys.stderr)
+    return 2
+
+
+def cmd_validate(args) -> int:
+    try:
+        config = load_config(args.config, args.set)
+    except ConfigError as e:
+        return _config_problems(e)
+    cams = ", ".join(f"{n} ({c.source.type})" for n, c in config.cameras.items() if c.enabled)
+    sinks = ", ".join(k for k, v in config.sinks if v is not None) or "none"
+    print(f"{args.config}: ok: cameras {cams}; sinks {sinks}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from pipeline.graph import Pipeline, StartupError
+
+    path = args.config or REPO_CONFIGS / "demo.yaml"
+    try:
+        config = load_config(path, args.set)
+    except ConfigError as e:
+        return _config_problems(e)
+    _setup_logging("debug" if args.verbose else config.run.log_level)
+    try:
+        result = Pipeline(config).run()
+    except StartupError as e:
+        return _user_error(str(e))
+    if result.exit_code:
+        print(f"error: {result.message}", file=sys.stderr)
+    return result.exit_code
+
+
+def cmd_replay(args) -> int:
+    from pipeline.graph import StartupError
+    from pipeline.replay import replay, replay_config
+    from pipeline.sources import SourceError
+
+    try:
+        config = replay_config(args.seq, args.config, args.set)
+    except ConfigError as e:
+        return _config_problems(e)
+    _setup_logging("debug" if args.verbose else "warning")
+    try:
+        report, code = replay(args.seq, config, args.report, args.tracks_out, progress=not args.no_progress)
+    except SourceError as e:
+        return _user_error(str(e))
+    except StartupError as e:
+        return _user_error(str(e))
+    m = report.get("metrics") or {}
+    summary = {k: report[k] for k in ("sequence", "frames", "alerts", "tracks", "processing_fps")}
+    summary.update({k: m[k] for k in ("HOTA", "IDF1", "MOTA", "alert_share") if k in m})
+    print(json.dumps(summary))
+    if code:
+        print(f"error: {report.get('error')}", file=sys.stderr)
+    return code
+
+
+def cmd_subscribe(args) -> int:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    url = args.redis or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=3, retry=Retry(NoBackoff(), 0),
+                                      decode_responses=True)
+    except ValueError as e:
+        return _user_error(f"bad Redis URL {redact_url(url)}: {e}")
+    events = set(args.events.split(",")) if args.events else None
+    shown, delay, warned = 0, 0.5, False
+
+    def emit(data: str) -> bool:
+        nonlocal shown
+        if events is not None:
+            try:
+                if json.loads(data).get("event") not in events:
+                    return False
+            except ValueError:
+                pass
+        sys.stdout.write(data + "\n")
+        sys.stdout.flush()
+        shown += 1
+        return args.count is not None and shown >= args.count
+
+    last_id = "0" if args.from_stream else "$"
+    try:
+        while True:
+            try:
+                if args.from_stream:  # catch up from the capped stream, then follow it
+                    while True:
+                        resp = client.xread({args.stream: last_id}, block=1000, count=100)
+                        for _, entries in resp or []:
+                            for entry_id, fields in entries:
+                                last_id = entry_id
+                                if args.camera and fields.get("camera") != args.camera:
+                                    continue
+                                if emit(fields.get("alert", "")):
+                                    return 0
+                        delay, warned = 0.5, False
+                else:
+                    pubsub = client.pubsub(ignore_subscribe_messages=True)
+                    if args.camera:
+                        pubsub.subscribe(f"{args.prefix}:{args.camera}")
+                    else:
+                        pubsub.psubscribe(f"{args.prefix}:*")
+                    if warned:
+                        print(f"subscribe: reconnected to {redact_url(url)}", file=sys.stderr)
+                    delay, warned = 0.5, False
+                    while True:
+                        msg = pubsub.get_message(timeout=1.0)
+                        if msg and msg["type"] in ("message", "pmessage") and emit(msg["data"]):
+                            return 0
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
+                if not warned:
+                    print(f"subscribe: redis {redact_url(url)} unreachable ({str(e).splitlines()[0]}); retrying",
+                          file=sys.stderr)
+                    warned = True
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except redis.AuthenticationError as e:
+                return _user_error(f"redis {redact_url(url)}: {e}")
+    except KeyboardInterrupt:
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pipeline", description="Infrared tiny-target pipeline")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add_set(q):
+        q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set cameras.cam1.fps=30 (repeatable)")
+
+    q = sub.add_parser("run", help="run the pipeline described by a config file")
+    q.add_argument("config", nargs="?", help="YAML config (default: configs/demo.yaml)")
+    add_set(q)
+    q.add_argument("-v", "--verbose", action="store_true")
+    q.set_defaults(func=cmd_run)
+
+    q = sub.add_parser("validate", help="check a config file and report every problem")
+    q.add_argument("config")
+    add_set(q)
+    q.set_defaults(func=cmd_validate)
+
+    q = sub.add_parser("subscribe", help="print alerts from Redis as JSON lines")
+    q.add_argument("--camera", help="only this camera")
+    q.add_argument("--redis", help="Redis URL (default: $REDIS_URL or redis://127.0.0.1:6379/0)")
+    q.add_argument("--prefix", default="itd:alerts", help="pub/sub channel prefix (default itd:alerts)")
+    q.add_argument("--from-stream", action="store_true",
+                   help="read the capped stream from its start (catch up), then follow it")
+    q.add_argument("--stream", default="itd:alerts", help="stream name for --from-stream")
+    q.add_argument("--events", help="comma-separated events to show (default all)")
+    q.add_argument("--count", type=int, help="exit after this many alerts")
+    q.set_defaults(func=cmd_subscribe)
+
+    q = sub.add_parser("replay", help="run a recorded sequence through the graph losslessly and score it")
+    q.add_argument("seq", help="MOTChallenge folder, ITT COCO json (file.json#scene) or video with gt beside it")
+    q.add_argument("--config", help="config whose detector/tracker/sinks to use (one camera; its source is replaced)")
+    add_set(q)
+    q.add_argument("--report", required=True, help="write the JSON report here")
+    q.add_argument("--tracks-out", help="write MOTChallenge tracker rows here")
+    q.add_argument("--no-progress", action="store_true")
+    q.add_argument("-v", "--verbose", action="store_true")
+    q.set_defaults(func=cmd_replay)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging("warning")
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

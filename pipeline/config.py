@@ -1,0 +1,361 @@
+"""The pipeline's one YAML config: loading, `${VAR:-default}` interpolation, `--set` overrides, validation.
+
+`load_config(path, overrides)` returns a validated `PipelineConfig` or raises `ConfigError`, whose
+`problems` list has one `file:line: dotted.path: message` string per problem.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+try:  # the tracker owns its own validated settings
+    from tracking import TrackerConfig
+except ImportError:  # pragma: no cover - only while the tracking package is absent
+    class TrackerConfig(BaseModel):  # type: ignore[no-redef]
+        model_config = ConfigDict(extra="allow")
+
+SCHEMA_VERSION = 1
+CAMERA_NAME = r"^[A-Za-z0-9_.-]+$"
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class Base(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- sources
+
+class ReconnectConfig(Base):
+    """Capped exponential backoff between attempts to (re)open a live source."""
+
+    initial_s: float = Field(0.5, gt=0)
+    max_s: float = Field(10.0, gt=0)
+    factor: float = Field(2.0, ge=1)
+    max_attempts: int | None = Field(None, ge=1, description="None: retry for ever")
+
+
+class RtspSource(Base):
+    type: Literal["rtsp"]
+    url: str
+    transport: Literal["tcp", "udp"] = "tcp"
+    open_timeout_s: float = Field(5.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _rtsp_url(cls, v: str) -> str:
+        if not re.match(r"^rtsps?://", v):
+            raise ValueError("must start with rtsp:// or rtsps://")
+        return v
+
+
+class FileSource(Base):
+    type: Literal["file"]
+    path: Path
+    realtime: bool = Field(False, description="pace frames at the stream's rate (live-like, drops allowed)")
+
+
+class ImagesSource(Base):
+    type: Literal["images"]
+    path: Path
+    pattern: str = "*.png"
+
+
+class SequenceSource(Base):
+    """A recorded sequence: MOTChallenge folder, ITT COCO json, or a video with ground truth beside it."""
+
+    type: Literal["sequence"]
+    path: Path
+
+
+Source = Annotated[Union[RtspSource, FileSource, ImagesSource, SequenceSource], Field(discriminator="type")]
+
+
+class CameraConfig(Base):
+    source: Source
+    enabled: bool = True
+    fps: float | None = Field(None, gt=0, description="expected frame rate; default: the stream's, else 25")
+    width: int | None = Field(None, gt=0, description="expected frame width; default: the first frame's")
+    height: int | None = Field(None, gt=0)
+    no_frame_timeout_frames: float = Field(50, gt=0, description="stall after this many frame periods")
+    no_frame_timeout_min_s: float = Field(2.0, gt=0)
+    reconnect: ReconnectConfig = ReconnectConfig()
+    queue_size: int = Field(8, ge=1, description="frames buffered per lossless camera")
+
+    @property
+    def live(self) -> bool:
+        """Live sources keep only the newest frame; files and sequences are lossless."""
+        return isinstance(self.source, RtspSource) or (isinstance(self.source, FileSource) and self.source.realtime)
+
+
+# ---------------------------------------------------------------- stages
+
+class DetectorConfig(Base):
+    weights: str | None = Field(None, description="checkpoint path or shipped variant name ('fast', 'hrnet'); "
+                                                  "None: the shipped default")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    threshold: float | None = None
+    batch_size: int = Field(4, ge=1)
+    batch_timeout_ms: float = Field(10.0, ge=0)
+
+
+# ---------------------------------------------------------------- sinks
+
+Event = Literal["new", "update", "end"]
+ALL_EVENTS: list[Event] = ["new", "update", "end"]
+
+
+class RedisSinkConfig(Base):
+    url: str = "redis://127.0.0.1:6379/0"
+    password: SecretStr | None = Field(None, description="overrides a password in the URL")
+    tls_ca: Path | None = None
+    tls_verify: bool = True
+    channel_prefix: str = "itd:alerts"
+    stream: str | None = "itd:alerts"
+    stream_maxlen: int = Field(100_000, ge=1)
+    buffer_size: int = Field(10_000, ge=1, description="alerts kept while Redis is down")
+    connect_timeout_s: float = Field(2.0, gt=0)
+    events: list[Event] = ALL_EVENTS
+    health_prefix: str = "itd:camera"
+    heartbeat_s: float = Field(2.0, gt=0)
+    heartbeat_ttl_s: float = Field(10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, v: str) -> str:
+        if not re.match(r"^(redis|rediss|unix)://", v):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
+
+
+class JsonlSinkConfig(Base):
+    path: Path = Path("runs/alerts.jsonl")
+    events: list[Event] = ALL_EVENTS
+
+
+class ConsoleSinkConfig(Base):
+    events: list[Event] = ["new", "end"]
+
+
+class VideoSinkConfig(Base):
+    path: str = Field("runs/{camera}.mp4", description="{camera} is replaced by the camera name")
+    fps: float | None = Field(None, gt=0, description="default: the camera's")
+    trail: int = Field(30, ge=0, description="frames of trail drawn behind each track")
+    cameras: list[str] | None = None
+
+
+class SinksConfig(Base):
+    redis: RedisSinkConfig | None = None
+    jsonl: JsonlSinkConfig | None = None
+    console: ConsoleSinkConfig | None = None
+    video: VideoSinkConfig | None = None
+
+
+# ---------------------------------------------------------------- run-wide
+
+class MetricsConfig(Base):
+    port: int | None = Field(9108, ge=0, le=65535, description="None: no endpoint")
+    host: str = "0.0.0.0"
+
+
+class RunConfig(Base):
+    queue_size: int = Field(64, ge=1, description="records between detect, track and each sink")
+    max_restarts: int = Field(3, ge=0, description="failures of a stage within restart_window_s before the run stops")
+    restart_window_s: float = Field(60.0, gt=0)
+    shutdown_timeout_s: float = Field(15.0, gt=0)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class PipelineConfig(Base):
+    schema_version: Literal[1] = Field(1, alias="schema")
+    cameras: dict[Annotated[str, Field(pattern=CAMERA_NAME)], CameraConfig]
+    detector: DetectorConfig = DetectorConfig()
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    sinks: SinksConfig = SinksConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    run: RunConfig = RunConfig()
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _check(self) -> "PipelineConfig":
+        if not any(c.enabled for c in self.cameras.values()):
+            raise ValueError("no enabled camera")
+        video = self.sinks.video
+        for name in (video.cameras or []) if video else []:
+            if name not in self.cameras:
+                raise ValueError(f"sinks.video.cameras: unknown camera {name!r}")
+        return self
+
+
+# ---------------------------------------------------------------- loading
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}")
+
+
+def interpolate(text: str, env: dict[str, str] | None = None) -> str:
+    """Expand `${VAR}`, `${VAR:-default}` (default when unset or empty), `${VAR-default}` (when unset); `$$` is `$`."""
+    env = os.environ if env is None else env
+
+    def sub(m: re.Match) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name, op, default = m.group(1), m.group(2), m.group(3)
+        value = env.get(name)
+        if op == ":-" and not value:
+            return default
+        if op == "-" and value is None:
+            return default
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    return _VAR.sub(sub, text)
+
+
+def _line_map(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+    """Map each dotted path of a composed YAML document to its 1-based line."""
+    out = {} if out is None else out
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = k.value
+            out[path + (key,)] = k.start_mark.line + 1
+            _line_map(v, path + (key,), out)
+            out[path + (key,)] = k.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            _line_map(v, path + (i,), out)
+    return out
+
+
+def _expand(value: Any, path: tuple, problems: list[tuple[tuple, str]]) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand(v, path + (k,), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, path + (i,), problems) for i, v in enumerate(value)]
+    if isinstance(value, str) and "$" in value:
+        try:
+            return interpolate(value)
+        except KeyError as e:
+            problems.append((path, f"environment variable {e.args[0]} is not set (use ${{{e.args[0]}:-default}})"))
+    return value
+
+
+def apply_override(data: dict, assignment: str) -> None:
+    """Apply one `dotted.key=value` override; the value is parsed as a YAML scalar/flow value."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError([f"--set {assignment!r}: expected dotted.key=value"])
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if not isinstance(nxt, dict):
+            nxt = node[part] = {}
+        node = nxt
+    node[parts[-1]] = value
+
+
+def _display_path(loc: tuple, data: Any) -> tuple:
+    """Drop pydantic's union tags and validator names from an error location, keeping the file's keys."""
+    shown, node = [], data
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, dict) and part in node:
+            shown.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            shown.append(part)
+            node = node[part]
+        elif last and isinstance(part, (str, int)) and not str(part).startswith(("function-", "[")):
+            shown.append(part)
+    return tuple(shown)
+
+
+def _fmt(source: str, lines: dict[tuple, int], path: tuple, msg: str, overridden: set[tuple] = frozenset()) -> str:
+    if any(path[: len(o)] == o for o in overridden):
+        return f"--set {'.'.join(str(p) for p in path)}: {msg}"
+    probe = path
+    while probe and probe not in lines:
+        probe = probe[:-1]
+    where = f"{source}:{lines[probe]}" if probe in lines else source
+    dotted = ".".join(str(p) for p in path) or "(top level)"
+    return f"{where}: {dotted}: {msg}"
+
+
+def parse_config(text: str, overrides: list[str] = (), source: str = "<config>") -> PipelineConfig:
+    """Validate YAML text into a `PipelineConfig`; raise `ConfigError` listing every problem."""
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise ConfigError([f"{where}: invalid YAML: {getattr(e, 'problem', None) or e}"]) from None
+    lines = _line_map(node) if node is not None else {}
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{source}:1: (top level): expected a mapping of settings"])
+    env_problems: list[tuple[tuple, str]] = []
+    data = _expand(data, (), env_problems)
+    overridden = set()
+    for assignment in overrides:
+        apply_override(data, assignment)
+        overridden.add(tuple(assignment.partition("=")[0].strip().split(".")))
+    problems = [_fmt(source, lines, p, m) for p, m in env_problems]
+    bad_env = {p for p, _ in env_problems}
+    try:
+        config = PipelineConfig.model_validate(data)
+    except ValidationError as e:
+        for err in e.errors():
+            path = _display_path(tuple(err["loc"]), data)
+            if path in bad_env:
+                continue
+            msg = err["msg"]
+            if err["type"] == "string_pattern_mismatch" and len(path) == 2 and path[0] == "cameras":
+                msg = "camera names may only use letters, digits, '_', '-' and '.'"
+            elif err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            elif err["type"] == "union_tag_invalid":
+                tag = err.get("ctx", {}).get("tag")
+                msg = f"unknown type {tag!r}; expected one of {err.get('ctx', {}).get('expected_tags')}"
+            elif err["type"] == "union_tag_not_found":
+                msg = "missing 'type' (rtsp, file, images or sequence)"
+            msg = msg.removeprefix("Value error, ")
+            problems.append(_fmt(source, lines, path, msg, overridden))
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> PipelineConfig:
+    """Read and validate a config file (relative source paths are resolved against the working directory)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read config: {e.strerror or e}"]) from None
+    return parse_config(text, overrides, source=str(path))
+
+
+def redact_url(url: str) -> str:
+    """The URL without its user/password, for logs."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", url, flags=re.I)

@@ -1,0 +1,74 @@
+"""The records that flow one way through the graph: Frame -> DetectedFrame -> TrackedFrame, plus markers."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from detector.detections import Detections
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One decoded grey frame (uint8 or uint16, 2-D) with its provenance.
+
+    `index` counts every frame the camera delivered in this run, from 1 (gaps mean frames were dropped);
+    `pts` is the stream timestamp in seconds (None when the source has none); `captured_at` the wall-clock
+    Unix time it was received; `timestamp` the monotonic time the tracker sees (pts for lossless sources,
+    `captured_at` for live ones, whose pts resets on reconnect).
+    """
+
+    camera: str
+    index: int
+    pts: float | None
+    captured_at: float
+    timestamp: float
+    image: np.ndarray
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return int(self.image.shape[1]), int(self.image.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class DetectedFrame:
+    frame: Frame
+    detections: Detections
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class TrackedFrame:
+    """A frame after tracking: its detections, the alerts it produced and the live tracks' positions."""
+
+    frame: Frame
+    detections: Detections
+    alerts: list[dict[str, Any]]
+    tracks: list[tuple[int, float, float]]  # (track_id, x, y) of confirmed live tracks
+
+
+@dataclass(frozen=True)
+class EndOfStream:
+    """The camera will send no more frames (finished, stopped or failed)."""
+
+    camera: str
+    last_index: int = 0
+    timestamp: float = 0.0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    """A camera changed status: online, offline, reconnecting, finished or failed."""
+
+    camera: str
+    status: str
+    reason: str
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        from pipeline.alerts import SCHEMA
+        return {"schema": SCHEMA, "event": "status", "camera": self.camera, "status": self.status,
+                "reason": self.reason, "at": round(self.at, 6)}

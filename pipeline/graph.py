@@ -1,0 +1,220 @@
+"""`Pipeline`: builds sources -> detect -> track -> sinks from a config and runs it until the sources end or
+a signal arrives.
+
+Shutdown: SIGINT/SIGTERM stop the readers; what was already accepted is detected and tracked, live tracks
+get their `end`, sinks are flushed, and `run()` returns 0. A second signal, a stage that keeps failing, or
+a drain that exceeds `run.shutdown_timeout_s` aborts with a message naming the stage and returns 1.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pipeline.config import PipelineConfig
+from pipeline.health import Health
+from pipeline.metrics import Metrics
+from pipeline.mux import FrameMux
+from pipeline.sinks import Sink, build_sinks
+from pipeline.sources import CameraReader
+from pipeline.stages import DONE, DetectStage, StreamEnded, TrackStage
+from pipeline.workers import Channel, Worker
+
+log = logging.getLogger("pipeline")
+
+
+class StartupError(Exception):
+    """The pipeline cannot start (one line for the user)."""
+
+
+def load_detector(config: PipelineConfig) -> Any:
+    """The shared detector of the run; raises `StartupError` with the detector's one-line message."""
+    try:
+        from detector import Detector
+    except ImportError as e:
+        raise StartupError(f"detector package unavailable: {e}") from None
+    d = config.detector
+    try:
+        det = Detector.load(d.weights, device=d.device, threshold=d.threshold)
+    except (ValueError, OSError, RuntimeError) as e:
+        raise StartupError(f"detector: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    log.info("detector %s on %s", getattr(det, "variant", "?"), getattr(det, "device", "?"))
+    return det
+
+
+def default_tracker_factory(config: PipelineConfig) -> Callable[[tuple[int, int]], Any]:
+    from tracking import Tracker
+
+    return lambda size: Tracker(config.tracker, frame_size=size)
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    message: str = ""
+    camera_errors: dict[str, str] = field(default_factory=dict)
+
+
+class _SinkRunner:
+    """Feeds one sink from its channel until DONE."""
+
+    def __init__(self, sink: Sink, channel: Channel) -> None:
+        self.sink, self.channel = sink, channel
+        self.closed = False
+
+    def step(self) -> bool:
+        record = self.channel.get(timeout=0.2)
+        if record is DONE:
+            self.sink.tick()
+            return False
+        if record is not None:
+            self.sink.handle(record)
+        self.sink.tick()
+        return True
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.sink.close()
+
+
+class Pipeline:
+    def __init__(self, config: PipelineConfig, detector: Any = None,
+                 tracker_factory: Callable[[tuple[int, int]], Any] | None = None,
+                 extra_sinks: list[Sink] = (), metrics: Metrics | None = None) -> None:
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.health = Health(self.metrics)
+        self.detector = detector
+        self.tracker_factory = tracker_factory
+        self.extra_sinks = list(extra_sinks)
+        self.stop_event = threading.Event()
+        self._fatal: str | None = None
+        self._wake = threading.Event()
+        self._stop_at: float | None = None
+        self.camera_errors: dict[str, str] = {}
+        self.metrics_port: int | None = None
+
+    # ------------------------------------------------------------ control
+    def stop(self, reason: str = "stop requested") -> None:
+        """Stop reading and drain (idempotent; a second call while draining aborts)."""
+        if self._stop_at is None:
+            log.info("%s: stopping cameras, draining what was accepted", reason)
+            self._stop_at = time.monotonic()
+            self.stop_event.set()
+        else:
+            self.fail(f"{reason} again: aborting without draining")
+        self._wake.set()
+
+    def fail(self, message: str) -> None:
+        if self._fatal is None:
+            self._fatal = message
+        self.stop_event.set()
+        self._wake.set()
+
+    # ------------------------------------------------------------ run
+    def run(self, install_signals: bool = True) -> RunResult:
+        cfg = self.config
+        cameras = [n for n, c in cfg.cameras.items() if c.enabled]
+        detector = self.detector if self.detector is not None else load_detector(cfg)
+        make_tracker = self.tracker_factory or default_tracker_factory(cfg)
+        sinks = build_sinks(cfg, self.metrics) + self.extra_sinks
+        for s in sinks:
+            if hasattr(s, "on_status"):
+                self.health.subscribe(s.on_status)
+        if cfg.metrics.port is not None:
+            self.metrics_port = self.metrics.serve(cfg.metrics.host, cfg.metrics.port)
+
+        r = cfg.run
+        mux = FrameMux(self.metrics)
+        tracked = Channel("detected", r.queue_size, self.metrics)
+        sink_channels = [Channel(f"sink:{s.name}", r.queue_size, self.metrics) for s in sinks]
+        channels = [tracked, *sink_channels]
+
+        def emit(record: Any) -> None:
+            for ch in sink_channels:
+                ch.put(record)
+            if isinstance(record, StreamEnded) and record.error:
+                self.camera_errors[record.camera] = record.error
+
+        def worker(name: str, step, on_exit=None) -> Worker:
+            return Worker(name, step, self.fail, r.max_restarts, r.restart_window_s, self.metrics, on_exit)
+
+        readers = []
+        for name in cameras:
+            cam = cfg.cameras[name]
+            mux.add_camera(name, cam.live, max(cam.queue_size, cfg.detector.batch_size))
+            readers.append(CameraReader(name, cam, mux, self.health, self.metrics, self.stop_event))
+        detect = DetectStage(detector, mux, tracked, cfg.detector.batch_size, cfg.detector.batch_timeout_ms / 1000,
+                             self.metrics)
+        track = TrackStage(make_tracker, tracked, emit, cameras, self.metrics)
+        runners = [_SinkRunner(s, ch) for s, ch in zip(sinks, sink_channels)]
+
+        workers = [worker(f"source:{rd.name}", _once(rd.run)) for rd in readers]
+        workers += [worker("detect", detect.step), worker("track", track.step)]
+        sink_workers = [worker(f"sink:{rn.sink.name}", rn.step, rn.close) for rn in runners]
+        workers += sink_workers
+
+        previous = self._install_signals() if install_signals else None
+        try:
+            for w in reversed(workers):
+                w.start()
+            code, message = self._wait(workers, sink_workers, mux, channels, r.shutdown_timeout_s)
+        finally:
+            if previous:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+            for rn in runners:  # after an abort: flush what the sinks hold
+                try:
+                    rn.close()
+                except Exception as e:  # noqa: BLE001
+                    log.error("sink %s failed while closing: %s", rn.sink.name, e)
+            self.metrics.close()
+        if code == 0 and self.camera_errors and self._stop_at is None:
+            code = 1
+            message = "; ".join(f"camera {c}: {e}" for c, e in sorted(self.camera_errors.items()))
+        return RunResult(code, message, dict(self.camera_errors))
+
+    def _wait(self, workers: list[Worker], sink_workers: list[Worker], mux: FrameMux, channels: list[Channel],
+              shutdown_timeout: float) -> tuple[int, str]:
+        while True:
+            if not any(w.is_alive() for w in workers):
+                break
+            if self._fatal is not None:
+                break
+            if self._stop_at is not None and time.monotonic() - self._stop_at > shutdown_timeout:
+                stuck = ", ".join(w.stage for w in workers if w.is_alive())
+                self._fatal = f"shutdown took longer than {shutdown_timeout:.0f}s; still busy: {stuck}"
+                break
+            self._wake.wait(0.1)
+            self._wake.clear()
+        if self._fatal is None:
+            return 0, ""
+        log.error("%s", self._fatal)
+        self.stop_event.set()
+        mux.abort()
+        for ch in channels:
+            ch.abort()
+        deadline = time.monotonic() + 5
+        for w in workers:
+            w.join(max(0.0, deadline - time.monotonic()))
+        return 1, self._fatal
+
+    def _install_signals(self) -> dict | None:
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda s, _f: self.stop(signal.Signals(s).name))
+        return previous
+
+
+def _once(fn: Callable[[], None]) -> Callable[[], bool]:
+    def step() -> bool:
+        fn()
+        return False
+    return step
+

@@ -1,0 +1,25 @@
+"""Alert sinks: Redis (pub/sub + capped stream + health keys), JSONL file, console, annotated video."""
+from __future__ import annotations
+
+from pipeline.config import PipelineConfig
+from pipeline.sinks.base import Sink
+from pipeline.sinks.files import ConsoleSink, JsonlSink
+from pipeline.sinks.video import VideoSink
+
+__all__ = ["Sink", "ConsoleSink", "JsonlSink", "VideoSink", "build_sinks"]
+
+
+def build_sinks(config: PipelineConfig, metrics=None) -> list[Sink]:
+    """The sinks the config asks for, in a fixed order."""
+    s = config.sinks
+    sinks: list[Sink] = []
+    if s.redis is not None:
+        from pipeline.sinks.redis_sink import RedisSink
+        sinks.append(RedisSink(s.redis, metrics))
+    if s.jsonl is not None:
+        sinks.append(JsonlSink(s.jsonl.path, s.jsonl.events, metrics))
+    if s.console is not None:
+        sinks.append(ConsoleSink(s.console.events, metrics))
+    if s.video is not None:
+        sinks.append(VideoSink(s.video, {n: c.fps for n, c in config.cameras.items()}, metrics))
+    return sinks

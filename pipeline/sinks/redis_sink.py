@@ -1,0 +1,187 @@
+"""Redis sink: alerts on pub/sub `<prefix>:<camera>` and the capped stream `<stream>` (XADD MAXLEN), camera
+health as `<health_prefix>:<camera>` keys with a TTL heartbeat plus events on `<health_prefix>:status`.
+
+Redis being down never stops the run: alerts wait in a bounded buffer (oldest dropped first, counted),
+the sink retries with capped backoff, and it logs what it sent and dropped once Redis is back.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from pipeline.alerts import dumps, stamp
+from pipeline.config import RedisSinkConfig, redact_url
+from pipeline.frames import StatusEvent
+from pipeline.sinks.base import Sink
+
+log = logging.getLogger("pipeline.sinks.redis")
+
+MAX_PER_FLUSH = 500
+
+
+def make_client(config: RedisSinkConfig) -> redis.Redis:
+    """A client that fails fast (no hidden retries: the sink does its own)."""
+    kwargs: dict[str, Any] = dict(socket_connect_timeout=config.connect_timeout_s,
+                                  socket_timeout=config.connect_timeout_s, retry=Retry(NoBackoff(), 0))
+    if config.password is not None:
+        kwargs["password"] = config.password.get_secret_value()
+    if config.url.startswith("rediss://"):
+        kwargs["ssl_cert_reqs"] = "required" if config.tls_verify else "none"
+        if config.tls_ca:
+            kwargs["ssl_ca_certs"] = str(config.tls_ca)
+    return redis.Redis.from_url(config.url, **kwargs)
+
+
+def _reason(e: Exception) -> str:
+    """The error's first line, with anything that looks like a URL's credentials removed."""
+    return redact_url(str(e).splitlines()[0] if str(e) else type(e).__name__)
+
+
+class RedisSink(Sink):
+    name = "redis"
+
+    def __init__(self, config: RedisSinkConfig, metrics=None, client: redis.Redis | None = None) -> None:
+        super().__init__(config.events, metrics)
+        self.config = config
+        self.client = client or make_client(config)
+        self.where = redact_url(config.url)
+        self._buf: deque[tuple[str, Any]] = deque()
+        self._lock = threading.Lock()
+        self.dropped = 0
+        self._dropped_reported = 0
+        self.sent = 0
+        self.connected: bool | None = None
+        self._retry_at = 0.0
+        self._backoff = 0.5
+        self._status: dict[str, StatusEvent] = {}
+        self._beat_at = 0.0
+
+    # ------------------------------------------------------------ inputs
+    def publish(self, alerts: list[dict[str, Any]]) -> None:
+        with self._lock:
+            for a in alerts:
+                self._push(("alert", a))
+        self._flush()
+
+    def on_status(self, event: StatusEvent) -> None:
+        """Health listener (any thread): queue the status event and refresh the key at the next heartbeat."""
+        with self._lock:
+            self._status[event.camera] = event
+            self._push(("status", event))
+            self._beat_at = 0.0
+
+    def _push(self, item: tuple[str, Any]) -> None:
+        if len(self._buf) >= self.config.buffer_size:
+            kind, _ = self._buf.popleft()
+            self.dropped += kind == "alert"
+            if self.metrics and kind == "alert":
+                self.metrics.sink_dropped.labels(self.name).inc()
+        self._buf.append(item)
+
+    def tick(self) -> None:
+        self._flush()
+
+    # ------------------------------------------------------------ sending
+    def _flush(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now < self._retry_at:
+                return
+            items = [self._buf[i] for i in range(min(len(self._buf), MAX_PER_FLUSH))]
+            beat = now >= self._beat_at
+            statuses = list(self._status.values()) if beat else []
+        if not items and not beat:
+            return
+        c = self.config
+        t0 = time.perf_counter()
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            sent_alerts = []
+            wall = time.time()
+            for kind, payload in items:
+                if kind == "alert":
+                    a = stamp(payload, wall)
+                    msg = dumps(a)
+                    pipe.publish(f"{c.channel_prefix}:{a['camera']}", msg)
+                    if c.stream:
+                        pipe.xadd(c.stream, {"camera": a["camera"], "event": a["event"], "alert": msg},
+                                  maxlen=c.stream_maxlen, approximate=True)
+                    sent_alerts.append(a)
+                else:
+                    pipe.publish(f"{c.health_prefix}:status", dumps(payload.to_dict()))
+            for ev in statuses:
+                key = {**ev.to_dict(), "updated_at": round(wall, 3)}
+                pipe.set(f"{c.health_prefix}:{ev.camera}", json.dumps(key), px=int(c.heartbeat_ttl_s * 1000))
+            pipe.execute()
+        except (redis.RedisError, OSError) as e:
+            self._down(e)
+            return
+        with self._lock:
+            for _ in items:
+                self._buf.popleft()
+            if beat:
+                self._beat_at = now + c.heartbeat_s
+            dropped = self.dropped - self._dropped_reported
+            self._dropped_reported = self.dropped
+            buffered = len(self._buf)
+        self.sent += len(sent_alerts)
+        if self.connected is not True:
+            if self.connected is None:
+                log.info("redis %s connected", self.where)
+            else:
+                log.warning("redis %s reachable again: sent %d buffered alerts, dropped %d while it was down",
+                            self.where, len(sent_alerts) + buffered, dropped)
+            self.connected = True
+            self._backoff = 0.5
+        if self.metrics:
+            self.metrics.sink_up.labels(self.name).set(1)
+            self.metrics.sink_buffered.labels(self.name).set(buffered)
+            if sent_alerts:
+                self.metrics.observe("publish", time.perf_counter() - t0)
+                for a in sent_alerts:
+                    if a.get("captured_at"):
+                        self.metrics.end_to_end.labels(self.name).observe(max(0.0, wall - a["captured_at"]))
+        if buffered:
+            self._flush()
+
+    def _down(self, e: Exception) -> None:
+        with self._lock:
+            self._retry_at = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2, 10.0)
+            buffered = len(self._buf)
+        if self.connected is not False:
+            log.warning("redis %s unreachable (%s); buffering up to %d alerts and retrying", self.where,
+                        _reason(e), self.config.buffer_size)
+        self.connected = False
+        if self.metrics:
+            self.metrics.sink_up.labels(self.name).set(0)
+            self.metrics.sink_buffered.labels(self.name).set(buffered)
+
+    def close(self, deadline_s: float = 3.0) -> None:
+        """Send what is buffered (trying up to `deadline_s`), then report anything that was lost."""
+        end = time.monotonic() + deadline_s
+        while True:
+            with self._lock:
+                pending = sum(k == "alert" for k, _ in self._buf)
+                self._retry_at = min(self._retry_at, time.monotonic() + 0.2)
+            if not pending or time.monotonic() > end:
+                break
+            self._flush()
+            if self._buf:
+                time.sleep(0.2)
+        lost = self.dropped + pending
+        if lost:
+            log.error("redis %s: %d alerts could not be delivered (%d dropped from the full buffer, %d unsent at exit)",
+                      self.where, lost, self.dropped, pending)
+        try:
+            self.client.close()
+        except Exception:  # noqa: BLE001
+            pass

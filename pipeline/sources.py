@@ -1,0 +1,299 @@
+"""Camera readers: RTSP (live, reconnecting), video files, image folders and recorded sequences (lossless).
+
+A reader turns its source into `Frame`s for the `FrameMux`: it numbers frames from 1, stamps PTS and the
+capture time, rejects frames of the wrong size, reports its status to `Health`, and ends with an
+`EndOfStream`. PyAV is always given open and read timeouts, containers are always closed, and nothing is
+ever invented to fill a gap.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from pipeline.config import CameraConfig, FileSource, ImagesSource, RtspSource, SequenceSource, redact_url
+from pipeline.frames import EndOfStream, Frame
+from pipeline.health import FAILED, FINISHED, OFFLINE, ONLINE, RECONNECTING
+
+log = logging.getLogger("pipeline.sources")
+
+DEFAULT_FPS = 25.0
+
+
+class SourceError(Exception):
+    """The source cannot deliver frames (one line, no credentials)."""
+
+
+def to_grey(frame: av.VideoFrame) -> np.ndarray:
+    """The frame's luma as a 2-D array: uint16 for formats deeper than 8 bits, else uint8."""
+    fmt = frame.format
+    deep = any(c.bits > 8 for c in fmt.components)
+    return frame.to_ndarray(format="gray16le" if deep else "gray")
+
+
+def _av_message(e: Exception) -> str:
+    msg = getattr(e, "strerror", None) or str(e) or type(e).__name__
+    return msg.split(": '")[0] if isinstance(e, av.FFmpegError) else msg
+
+
+def open_video(url: str, options: dict[str, str], open_timeout: float, read_timeout: float):
+    """Open a container with timeouts; raises `SourceError` with a one-line reason."""
+    try:
+        return av.open(url, options=options, timeout=(open_timeout, read_timeout))
+    except av.FFmpegError as e:
+        raise SourceError(f"cannot open {redact_url(url)}: {_av_message(e)}") from None
+    except OSError as e:
+        raise SourceError(f"cannot open {redact_url(url)}: {e.strerror or e}") from None
+
+
+def decode_video(container, timer=None, no_frame_timeout: float | None = None
+                 ) -> Iterator[tuple[np.ndarray, float | None, float | None]]:
+    """Yield (grey image, pts seconds, stream fps) from the first video stream.
+
+    `timer(seconds)` receives decode times; `no_frame_timeout` ends a stream whose packets decode to nothing.
+    """
+    if not container.streams.video:
+        raise SourceError("no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    rate = stream.average_rate or stream.guessed_rate
+    fps = float(rate) if rate else None
+    bad, last_frame = 0, time.monotonic()
+    for packet in container.demux(stream):
+        t0 = time.perf_counter()
+        if no_frame_timeout and time.monotonic() - last_frame > no_frame_timeout:
+            raise SourceError(f"no frame for {no_frame_timeout:.1f}s")
+        try:
+            frames = packet.decode()
+        except av.FFmpegError as e:
+            bad += 1
+            if bad > 50:
+                raise SourceError(f"undecodable video ({_av_message(e)})") from None
+            continue
+        bad = 0
+        for frame in frames:
+            last_frame = time.monotonic()
+            image = to_grey(frame)
+            if timer:
+                timer(time.perf_counter() - t0)
+            pts = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
+            yield image, pts, fps
+            t0 = time.perf_counter()
+
+
+class CameraReader:
+    """Reads one camera into the mux; `run()` returns when the source ends, fails or `stop` is set."""
+
+    def __init__(self, name: str, config: CameraConfig, mux, health, metrics, stop: threading.Event) -> None:
+        self.name, self.config, self.mux, self.health, self.metrics = name, config, mux, health, metrics
+        self.stop = stop
+        self.index = 0
+        self.last_timestamp = 0.0
+        self.expected_size = (config.width, config.height) if config.width and config.height else None
+        self._size_warned = 0.0
+        self._rate = None
+        if metrics is not None:
+            from pipeline.metrics import RateMeter
+            self._rate = RateMeter(metrics.fps.labels(name))
+
+    # ------------------------------------------------------------ common
+    def _emit(self, image: np.ndarray, pts: float | None, fps: float | None) -> bool:
+        """Number, check and queue one frame; False when the run is stopping."""
+        captured = time.time()
+        self.index += 1
+        if self.metrics:
+            self.metrics.frames.labels(self.name).inc()
+            self._rate.tick()
+        if image.ndim != 2 or image.dtype not in (np.uint8, np.uint16):
+            raise SourceError(f"frame {self.index} is {image.dtype} {image.shape}, expected 2-D uint8/uint16 grey")
+        size = (image.shape[1], image.shape[0])
+        if self.expected_size is None:
+            self.expected_size = size
+        elif size != self.expected_size:
+            if self.metrics:
+                self.metrics.dropped.labels(self.name, "size").inc()
+            now = time.monotonic()
+            if now - self._size_warned > 10:
+                self._size_warned = now
+                log.error("camera %s: frame %d is %dx%d, expected %dx%d; dropping such frames", self.name,
+                          self.index, *size, *self.expected_size)
+            return not self.stop.is_set()
+        if self.config.live:
+            timestamp = captured
+        elif pts is not None:
+            timestamp = pts
+        else:
+            timestamp = (self.index - 1) / (fps or self.config.fps or DEFAULT_FPS)
+        self.last_timestamp = timestamp
+        frame = Frame(self.name, self.index, pts, captured, timestamp, image)
+        return self.mux.put(frame, self.stop) and not self.stop.is_set()
+
+    def _end(self, error: str | None = None) -> None:
+        self.health.set(self.name, FAILED if error else FINISHED, error or "")
+        if self._rate:
+            self._rate.reset()
+        self.mux.put(EndOfStream(self.name, self.index, self.last_timestamp, error))
+
+    def _timer(self, seconds: float) -> None:
+        if self.metrics:
+            self.metrics.observe("decode", seconds)
+
+    def run(self) -> None:
+        src = self.config.source
+        try:
+            if isinstance(src, RtspSource):
+                self._run_live(src)
+                self._end()
+            else:
+                self._run_lossless(src)
+                self._end()
+        except SourceError as e:
+            log.error("camera %s: %s", self.name, e)
+            self._end(str(e))
+        except Exception as e:  # noqa: BLE001 - a reader bug ends this camera, never the run
+            log.error("camera %s failed: %s: %s", self.name, type(e).__name__, e, exc_info=True)
+            self._end(f"{type(e).__name__}: {e}")
+
+    # ------------------------------------------------------------ live
+    def _no_frame_timeout(self, fps: float | None) -> float:
+        c = self.config
+        return max(c.no_frame_timeout_min_s, c.no_frame_timeout_frames / (fps or c.fps or DEFAULT_FPS))
+
+    def _run_live(self, src: RtspSource) -> None:
+        c, attempt, shown = self.config, 0, redact_url(src.url)
+        options = {"rtsp_transport": src.transport, "fflags": "nobuffer", "flags": "low_delay"}
+        while not self.stop.is_set():
+            read_timeout = self._no_frame_timeout(None)
+            options["timeout"] = str(int(read_timeout * 1e6))  # socket I/O timeout (microseconds)
+            got_frames, reason = False, "stream ended"
+            try:
+                container = open_video(src.url, options, src.open_timeout_s, read_timeout)
+                try:
+                    for image, pts, fps in decode_video(container, self._timer, read_timeout):
+                        if not got_frames:
+                            got_frames, attempt = True, 0
+                            self.health.set(self.name, ONLINE, shown)
+                        if not self._emit(image, pts, fps):
+                            return
+                finally:
+                    container.close()
+            except SourceError as e:
+                reason = str(e)
+            except av.FFmpegError as e:  # read errors and timeouts mid-stream
+                reason = f"read failed: {_av_message(e)}"
+            if self.stop.is_set():
+                return
+            attempt += 1
+            self.health.set(self.name, OFFLINE, reason)
+            if c.reconnect.max_attempts is not None and attempt > c.reconnect.max_attempts:
+                raise SourceError(f"giving up after {c.reconnect.max_attempts} attempts: {reason}")
+            delay = min(c.reconnect.max_s, c.reconnect.initial_s * c.reconnect.factor ** (attempt - 1))
+            log.info("camera %s: reconnecting to %s in %.1fs (attempt %d)", self.name, shown, delay, attempt)
+            if self.stop.wait(delay):
+                return
+            if self.metrics:
+                self.metrics.reconnects.labels(self.name).inc()
+            self.health.set(self.name, RECONNECTING, f"attempt {attempt}")
+
+    # ------------------------------------------------------------ lossless
+    def _run_lossless(self, src) -> None:
+        frames = self._lossless_frames(src)
+        realtime = isinstance(src, FileSource) and src.realtime
+        start = None
+        try:
+            for image, pts, fps in frames:
+                if self.index == 0:
+                    self.health.set(self.name, ONLINE, str(getattr(src, "path", "")))
+                if realtime and pts is not None:
+                    start = start if start is not None else time.monotonic() - pts
+                    delay = start + pts - time.monotonic()
+                    if delay > 0 and self.stop.wait(delay):
+                        return
+                if not self._emit(image, pts, fps):
+                    return
+        finally:
+            close = getattr(frames, "close", None)
+            if close:
+                close()
+        if self.index == 0:
+            raise SourceError("no frames")
+
+    def _lossless_frames(self, src) -> Iterator[tuple[np.ndarray, float | None, float | None]]:
+        if isinstance(src, FileSource):
+            yield from self._file_frames(src.path)
+        elif isinstance(src, ImagesSource):
+            yield from image_folder_frames(src.path, src.pattern, self.config.fps)
+        elif isinstance(src, SequenceSource):
+            yield from self._sequence_frames(src.path)
+        else:  # pragma: no cover
+            raise SourceError(f"unsupported source {src!r}")
+
+    def _file_frames(self, path: Path):
+        if not Path(path).is_file():
+            raise SourceError(f"no such file: {path}")
+        timeout = self._no_frame_timeout(None)
+        container = open_video(str(path), {}, timeout, timeout)
+        try:
+            yield from decode_video(container, self._timer)
+        except av.FFmpegError as e:
+            raise SourceError(f"{path}: {_av_message(e)}") from None
+        finally:
+            container.close()
+
+    def _sequence_frames(self, path: Path):
+        seq = open_sequence_checked(path)
+        fps = self.config.fps or getattr(seq, "fps", None) or DEFAULT_FPS
+        for index, image in seq.frames():
+            self.index = int(index) - 1  # keep the sequence's own numbering (ground truth refers to it)
+            yield np.ascontiguousarray(image), (int(index) - 1) / fps, fps
+
+
+def open_sequence_checked(path: Path):
+    """`tracking.sequences.open_sequence` with its errors turned into `SourceError`."""
+    try:
+        from tracking.sequences import open_sequence
+    except ImportError as e:
+        raise SourceError(f"sequence sources need the tracking package ({e})") from None
+    if not Path(path).exists():
+        raise SourceError(f"no such sequence: {path}")
+    try:
+        return open_sequence(path)
+    except (OSError, ValueError, KeyError) as e:
+        raise SourceError(f"cannot read sequence {path}: {e}") from None
+
+
+def image_folder_frames(folder: Path, pattern: str, fps: float | None):
+    """Yield the folder's images in name order as grey arrays (16-bit PNG/TIFF stay uint16)."""
+    from PIL import Image, UnidentifiedImageError
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SourceError(f"no such folder: {folder}")
+    files = sorted(folder.glob(pattern))
+    if not files:
+        raise SourceError(f"no images matching {pattern!r} in {folder}")
+    fps = fps or DEFAULT_FPS
+    for i, f in enumerate(files):
+        try:
+            with Image.open(f) as im:
+                image = _pil_grey(im)
+        except (OSError, UnidentifiedImageError) as e:
+            log.warning("skipping unreadable image %s: %s", f, e)
+            continue
+        yield image, i / fps, fps
+
+
+def _pil_grey(im) -> np.ndarray:
+    if im.mode in ("I;16", "I;16L", "I;16B"):
+        return np.asarray(im, dtype=np.uint16)
+    if im.mode == "I":
+        return np.clip(np.asarray(im), 0, 65535).astype(np.uint16)
+    if im.mode != "L":
+        im = im.convert("L")
+    return np.asarray(im, dtype=np.uint8)
+

@@ -1,0 +1,119 @@
+"""The two processing stages: `DetectStage` (one shared model, batches across cameras) and `TrackStage`
+(one tracker per camera). Each has one input and one output; `step()` handles one unit of work."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+from pipeline.alerts import make_alert
+from pipeline.frames import DetectedFrame, EndOfStream, Frame, TrackedFrame
+from pipeline.mux import FrameMux
+from pipeline.workers import Channel
+
+log = logging.getLogger("pipeline.stages")
+
+
+class StreamEnded:
+    """A camera's stream is over: the tracker's final `end` alerts, then nothing more from it."""
+
+    def __init__(self, camera: str, alerts: list[dict[str, Any]], error: str | None = None) -> None:
+        self.camera, self.alerts, self.error = camera, alerts, error
+
+
+DONE = "done"  # sentinel: every camera has ended
+
+
+class DetectStage:
+    """Frames -> `DetectedFrame`s, in each camera's order; ends pass through after that camera's frames."""
+
+    def __init__(self, detector: Any, mux: FrameMux, out: Channel, batch_size: int, batch_timeout_s: float,
+                 metrics=None) -> None:
+        self.detector, self.mux, self.out = detector, mux, out
+        self.batch_size, self.batch_timeout_s, self.metrics = batch_size, batch_timeout_s, metrics
+
+    def step(self) -> bool:
+        batch = self.mux.get_batch(self.batch_size, self.batch_timeout_s)
+        if batch is None:
+            return False
+        frames = [item for item, _ in batch if isinstance(item, Frame)]
+        results: dict[int, DetectedFrame] = {}
+        try:
+            if frames:
+                timings: dict[str, float] = {}
+                t0 = time.perf_counter()
+                dets = self.detector.predict_batch([f.image for f in frames], timings)
+                if len(dets) != len(frames):
+                    raise RuntimeError(f"detector returned {len(dets)} results for {len(frames)} frames")
+                elapsed = time.perf_counter() - t0
+                if self.metrics:
+                    self.metrics.batch.observe(len(frames))
+                    self.metrics.observe("inference", timings.get("inference", elapsed))
+                    if "peaks" in timings:
+                        self.metrics.observe("peaks", timings["peaks"])
+                    for (item, waited) in batch:
+                        if isinstance(item, Frame):
+                            self.metrics.observe("queue_wait", waited)
+                for f, d in zip(frames, dets):
+                    results[id(f)] = DetectedFrame(f, d, dict(timings))
+                    if self.metrics:
+                        self.metrics.detections.labels(f.camera).inc(len(d))
+        finally:  # a failed batch loses its frames, never a camera's end (that would hang the run)
+            for item, _ in batch:
+                if isinstance(item, EndOfStream):
+                    self.out.put(item)
+                elif id(item) in results:
+                    self.out.put(results[id(item)])
+        return True
+
+
+class TrackStage:
+    """`DetectedFrame`s -> `TrackedFrame`s with alerts, one tracker per camera, created at its first frame."""
+
+    def __init__(self, make_tracker: Callable[[tuple[int, int]], Any], inp: Channel, emit: Callable[[Any], None],
+                 cameras: list[str], metrics=None) -> None:
+        self.make_tracker, self.inp, self.emit, self.metrics = make_tracker, inp, emit, metrics
+        self.open = set(cameras)
+        self.trackers: dict[str, Any] = {}
+        self.last: dict[str, Frame] = {}
+
+    def step(self) -> bool:
+        item = self.inp.get()
+        if item is None:
+            return True
+        if isinstance(item, EndOfStream):
+            self._end(item)
+            return bool(self.open)
+        frame, dets = item.frame, item.detections
+        t0 = time.perf_counter()
+        tracker = self.trackers.get(frame.camera)
+        if tracker is None:
+            tracker = self.trackers[frame.camera] = self.make_tracker(frame.size)
+        events = tracker.update(dets, frame.index, frame.timestamp)
+        tracks = tracker.active_tracks()
+        if self.metrics:
+            self.metrics.observe("track", time.perf_counter() - t0)
+        self.last[frame.camera] = frame
+        alerts = [make_alert(e, frame.camera, frame.pts, frame.captured_at) for e in events]
+        self._count(frame.camera, alerts)
+        self.emit(TrackedFrame(frame, dets, alerts, tracks))
+        return True
+
+    def _end(self, end: EndOfStream) -> None:
+        alerts: list[dict[str, Any]] = []
+        try:
+            tracker, last = self.trackers.pop(end.camera, None), self.last.get(end.camera)
+            if tracker is not None and last is not None:
+                events = tracker.finish(last.index, last.timestamp)
+                alerts = [make_alert(e, end.camera, last.pts, last.captured_at) for e in events]
+                self._count(end.camera, alerts)
+        finally:
+            self.open.discard(end.camera)
+            self.emit(StreamEnded(end.camera, alerts, end.error))
+            if not self.open:
+                self.emit(DONE)
+
+    def _count(self, camera: str, alerts: list[dict[str, Any]]) -> None:
+        if self.metrics:
+            for a in alerts:
+                self.metrics.alerts.labels(camera, a["event"]).inc()

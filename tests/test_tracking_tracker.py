@@ -1,0 +1,155 @@
+"""Tracker behaviour on synthetic detections with known truth."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from detector.detections import Detections
+from tracking import Tracker, TrackerConfig, TrackEvent
+
+SIZE = (320, 256)
+
+
+def dets(points, score=0.9) -> Detections:
+    pts = np.asarray(points, float).reshape(-1, 2)
+    return Detections(pts, np.full((len(pts), 2), 3.0), np.full(len(pts), score))
+
+
+def run(frames, tracker=None):
+    """frames: list of lists of (x, y[, score]). Returns (events, per-frame active ids->(x, y))."""
+    tracker = tracker or Tracker(frame_size=SIZE)
+    events, active = [], []
+    for f, pts in enumerate(frames, start=1):
+        pts = [p if len(p) == 3 else (*p, 0.9) for p in pts]
+        d = Detections([p[:2] for p in pts], np.full((len(pts), 2), 3.0), [p[2] for p in pts]) if pts \
+            else Detections.empty()
+        events += tracker.update(d, f, f / 25.0)
+        active.append({t.id: (t.x, t.y) for t in tracker.active_tracks()})
+    events += tracker.finish(len(frames), len(frames) / 25.0)
+    return events, active
+
+
+def news(events):
+    return [e for e in events if e.event == "new"]
+
+
+def test_keeps_id_through_3_frame_gap_with_clutter():
+    rng = np.random.default_rng(0)
+    frames = []
+    for f in range(40):
+        pts = [(50 + 2.0 * f + rng.normal(0, 0.3), 100 + 1.0 * f + rng.normal(0, 0.3))]
+        if 20 <= f < 23:
+            pts = []  # 3-frame gap
+        pts += [tuple(rng.uniform([0, 0], SIZE)) for _ in range(3)]  # single-frame clutter
+        frames.append(pts)
+    events, active = run(frames)
+    assert len(news(events)) == 1
+    tid = news(events)[0].track_id
+    for f in range(5, 40):
+        assert tid in active[f], f
+    end = [e for e in events if e.event == "end"]
+    assert [(e.track_id, e.reason) for e in end] == [(tid, "stream_end")]
+
+
+def test_single_frame_clutter_and_hot_pixel_never_confirm():
+    rng = np.random.default_rng(1)
+    frames = []
+    for _ in range(60):
+        pts = [(200 + rng.normal(0, 0.3), 40 + rng.normal(0, 0.3), 0.95)]  # static hot pixel
+        pts += [(*rng.uniform([0, 0], SIZE), 0.9) for _ in range(5)]
+        frames.append(pts)
+    events, active = run(frames)
+    assert news(events) == []
+    assert all(a == {} for a in active)
+
+
+def test_static_clutter_under_platform_drift_does_not_alert_when_shift_given():
+    tracker = Tracker(frame_size=SIZE)
+    events = []
+    for f in range(1, 61):
+        drift = np.array([0.8, 0.3]) * f
+        pts = [(100 + drift[0], 100 + drift[1]), (150 + 2.5 * f, 60 + drift[1])]  # clutter, real target
+        events += tracker.update(dets(pts), f, f / 25, shift=(0.8, 0.3))
+    assert len(news(events)) == 1 and news(events)[0].x > 150
+
+
+def test_track_that_leaves_view_ends_left_view():
+    frames = [[(SIZE[0] - 40 + 3.0 * f, 100.0)] if SIZE[0] - 40 + 3.0 * f < SIZE[0] else [] for f in range(30)]
+    events, _ = run(frames)
+    ends = [e for e in events if e.event == "end"]
+    assert len(news(events)) == 1 and len(ends) == 1
+    assert ends[0].reason == "left_view" and ends[0].frame_index <= 16
+
+
+def test_lost_track_ends_lost_after_max_misses():
+    cfg = TrackerConfig(max_misses=4)
+    frames = [[(100 + 1.5 * f, 100.0)] for f in range(15)] + [[] for _ in range(10)]
+    events, _ = run(frames, Tracker(cfg, SIZE))
+    end = [e for e in events if e.event == "end"]
+    assert len(end) == 1 and end[0].reason == "lost" and end[0].frame_index == 15 + 5
+    assert end[0].last_frame == 15 and end[0].hits == 15
+
+
+def test_low_score_second_pass_keeps_dim_target_but_cannot_start_tracks():
+    frames = [[(60 + 2.0 * f, 60.0, 0.9 if f < 8 else 0.2)] for f in range(30)]
+    frames = [fr + [(200.0 + 3 * f, 200.0, 0.2)] for f, fr in enumerate(frames)]  # dim only: never starts
+    events, active = run(frames)
+    assert len(news(events)) == 1
+    assert all(len(a) == 1 for a in active[8:])
+
+
+def test_ids_unique_and_events_complete():
+    rng = np.random.default_rng(3)
+    cfg = TrackerConfig(update_interval=5)
+    tracker = Tracker(cfg, SIZE)
+    events = []
+    for f in range(1, 101):
+        pts = []
+        for k in range(3):  # three targets that appear one after the other, each living 30 frames
+            if 30 * k < f <= 30 * k + 30:
+                pts.append((40 + 2 * (f - 30 * k) + 60 * k, 50 + 50 * k + rng.normal(0, 0.2)))
+        events += tracker.update(dets(pts), f, f / 25)
+    events += tracker.finish(100, 4.0)
+    ids = [e.track_id for e in news(events)]
+    assert ids == [1, 2, 3]
+    for tid in ids:
+        kinds = [e.event for e in events if e.track_id == tid]
+        assert kinds[0] == "new" and kinds[-1] == "end" and kinds.count("end") == 1
+        assert "update" in kinds
+    d = events[0].to_dict()
+    assert set(d) >= {"event", "track_id", "x", "y", "vx", "vy", "w", "h", "score", "top_score", "hits", "age",
+                      "first_frame", "last_frame", "reason"}
+    assert isinstance(events[0], TrackEvent)
+
+
+def test_memory_bounded_on_endless_stream():
+    rng = np.random.default_rng(4)
+    tracker = Tracker(TrackerConfig(max_tracks=50), SIZE)
+    for f in range(1, 400):
+        tracker.update(dets(rng.uniform([0, 0], SIZE, size=(20, 2))), f, f / 25)
+        assert len(tracker._tracks) <= 50
+
+
+def test_velocity_and_position_estimates():
+    frames = [[(30 + 1.5 * f, 40 + 0.5 * f)] for f in range(20)]
+    tracker = Tracker(frame_size=SIZE)
+    for f, pts in enumerate(frames, start=1):
+        tracker.update(dets(pts), f, 0.0)
+    (t,) = tracker.active_tracks()
+    assert t.vx == pytest.approx(1.5, abs=0.05) and t.vy == pytest.approx(0.5, abs=0.05)
+    assert t.x == pytest.approx(30 + 1.5 * 19, abs=0.1)
+
+
+def test_config_validation_and_frame_order():
+    with pytest.raises(ValidationError):
+        TrackerConfig(confirm_hits=6, confirm_window=5)
+    with pytest.raises(ValidationError):
+        TrackerConfig(bogus=1)
+    with pytest.raises(ValidationError):
+        TrackerConfig(gate_probability=1.5)
+    assert TrackerConfig.model_fields["max_misses"].description
+    tracker = Tracker()
+    tracker.update(Detections.empty(), 5, 0.0)
+    with pytest.raises(ValueError):
+        tracker.update(Detections.empty(), 5, 0.0)

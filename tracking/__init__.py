@@ -1,0 +1,6 @@
+"""Follow tiny point detections from frame to frame, decide which are real targets, and measure it."""
+from .config import TrackerConfig
+from .events import TrackEvent
+from .tracker import Tracker, TrackState
+
+__all__ = ["Tracker", "TrackerConfig", "TrackEvent", "TrackState"]

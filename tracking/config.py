@@ -1,0 +1,80 @@
+"""`TrackerConfig`: every tracker parameter in one validated pydantic model (YAML key `tracker:`)."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TrackerConfig(BaseModel):
+    """Parameters of the multi-target point tracker. Units: pixels and frames."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Detections
+    high_score: float = Field(0.5, ge=0.0, le=1.0,
+                              description="Detections at or above this score are associated first and may start tracks.")
+    low_score: float = Field(0.1, ge=0.0, le=1.0,
+                             description="Detections between low_score and high_score only extend existing tracks "
+                                         "(second pass, dim targets); lower scores are ignored.")
+    # Kalman filter (constant velocity, white-noise acceleration)
+    measurement_std: float = Field(0.5, gt=0.0, le=20.0, description="Std of a detection centroid, px.")
+    process_std: float = Field(0.3, gt=0.0, le=20.0, description="Std of the random acceleration, px/frame^2.")
+    init_velocity_std: float = Field(4.0, gt=0.0, le=100.0,
+                                     description="Std of the unknown velocity of a new track, px/frame.")
+    # Gating and association
+    gate_probability: float = Field(0.99, gt=0.5, lt=1.0,
+                                    description="Chi-square (2 dof) probability of the gate for high-score "
+                                                "detections (0.99 -> squared Mahalanobis 9.21).")
+    low_gate_probability: float = Field(0.95, gt=0.5, lt=1.0,
+                                        description="Chi-square probability of the tighter gate of the low-score pass.")
+    max_speed: float = Field(10.0, gt=0.0, le=200.0,
+                             description="Fastest plausible target, px/frame; faster tracks may not alert.")
+    # Track life
+    confirm_hits: int = Field(3, ge=1, le=50, description="M of M-of-N confirmation: hits needed ...")
+    confirm_window: int = Field(5, ge=1, le=50, description="... within the last N frames.")
+    max_misses: int = Field(5, ge=0, le=1000,
+                            description="A confirmed track coasts this many consecutive missed frames, then ends.")
+    max_tracks: int = Field(500, ge=1, le=100000,
+                            description="Cap on live tracks (tentative included); extra new detections are ignored.")
+    edge_margin: float = Field(3.0, ge=0.0, le=100.0,
+                               description="A track lost within this many px of the frame edge ended as 'left_view'.")
+    # Motion check before alerting
+    min_displacement: float = Field(2.5, ge=0.0, le=1000.0,
+                                    description="Net motion (px) over the motion window needed before a track may "
+                                                "alert; rejects hot pixels and static clutter.")
+    motion_window: int = Field(15, ge=2, le=500,
+                               description="Number of latest hits used for the motion check.")
+    min_motion_hits: int = Field(5, ge=2, le=500,
+                                 description="Hits needed in the motion window before the motion check can pass.")
+    max_motion_residual: float = Field(1.0, gt=0.0, le=100.0,
+                                       description="RMS distance (px) of the hits from a straight constant-velocity "
+                                                   "path allowed for the motion check.")
+    # Events
+    update_interval: int = Field(10, ge=0, le=100000,
+                                 description="Frames between 'update' events of a track (0: no update events).")
+    box_smoothing: float = Field(0.3, gt=0.0, le=1.0,
+                                 description="Weight of a new detection in the exponential average of the box size.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrackerConfig":
+        if self.low_score > self.high_score:
+            raise ValueError(f"low_score ({self.low_score}) must not exceed high_score ({self.high_score})")
+        if self.confirm_hits > self.confirm_window:
+            raise ValueError(f"confirm_hits ({self.confirm_hits}) must not exceed confirm_window "
+                             f"({self.confirm_window})")
+        if self.min_motion_hits > self.motion_window:
+            raise ValueError("min_motion_hits must not exceed motion_window")
+        if self.low_gate_probability > self.gate_probability:
+            raise ValueError("low_gate_probability must not exceed gate_probability")
+        return self
+
+
+def config_error_line(exc: Exception) -> str:
+    """One line describing a pydantic `ValidationError` (for CLIs)."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        parts = []
+        for e in errors():
+            loc = ".".join(str(p) for p in e.get("loc", ())) or "tracker"
+            parts.append(f"{loc}: {e.get('msg', '')}")
+        return "invalid tracker config: " + "; ".join(parts)
+    return f"invalid tracker config: {exc}"

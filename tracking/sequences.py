@@ -1,0 +1,233 @@
+"""Sequence readers: MOTChallenge folders, COCO-json recordings (ITT layout) and video files with a
+MOTChallenge `gt.txt` beside them. `open_sequence(path)` picks the reader from the path."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+from PIL import Image
+from scipy.optimize import linear_sum_assignment
+
+from .motchallenge import MotRows, read_rows, read_seqinfo
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+VIDEO_EXTS = (".mp4", ".mkv", ".avi", ".mov", ".ts", ".h264", ".264", ".webm")
+
+
+class SequenceError(ValueError):
+    """A sequence path that cannot be read; the message is one line naming the path and the problem."""
+
+
+def to_grey(img: np.ndarray | Image.Image) -> np.ndarray:
+    """2-D grey uint8/uint16 array from any PIL image or array (colour is converted, 16-bit kept)."""
+    if isinstance(img, Image.Image):
+        if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+            return np.asarray(img).astype(np.uint16) if img.mode != "I" else \
+                np.clip(np.asarray(img), 0, 65535).astype(np.uint16)
+        return np.asarray(img.convert("L"))
+    a = np.asarray(img)
+    if a.ndim == 3:
+        a = a[..., :3].mean(axis=2).round().astype(np.uint8) if a.shape[2] >= 3 else a[..., 0]
+    return a if a.dtype in (np.uint8, np.uint16) else np.clip(a, 0, 255).astype(np.uint8)
+
+
+class Sequence:
+    """A video sequence: `name`, `width`, `height`, `fps`, `length`, `frames()` yielding
+    `(frame_index, grey ndarray)` with 1-based frame indices, and `gt` (`MotRows`) or None."""
+
+    name: str
+    width: int
+    height: int
+    fps: float
+    length: int
+    gt: Optional[MotRows]
+
+    def frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(name={self.name!r}, {self.width}x{self.height}, fps={self.fps:g}, "
+                f"length={self.length}, gt={'yes' if self.gt is not None else 'no'})")
+
+
+class ArraySequence(Sequence):
+    """An in-memory sequence (frames as a (T, H, W) array), e.g. freshly generated."""
+
+    def __init__(self, name: str, frames: np.ndarray, fps: float, gt: Optional[MotRows]) -> None:
+        self.name, self._frames, self.fps, self.gt = name, frames, float(fps), gt
+        self.length, self.height, self.width = frames.shape
+
+    def frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        for i, f in enumerate(self._frames, start=1):
+            yield i, f
+
+
+class ImageListSequence(Sequence):
+    """Frames from a list of image files (MOTChallenge `img1/` or COCO-json file names)."""
+
+    def __init__(self, name: str, files: list[Path], fps: float, gt: Optional[MotRows],
+                 size: Optional[tuple[int, int]] = None) -> None:
+        self.name, self.files, self.fps, self.gt, self.length = name, files, float(fps), gt, len(files)
+        if size is None:
+            with Image.open(files[0]) as im:
+                size = im.size
+        self.width, self.height = size
+
+    def frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        for i, f in enumerate(self.files, start=1):
+            with Image.open(f) as im:
+                yield i, to_grey(im)
+
+
+class VideoSequence(Sequence):
+    """Frames decoded from a video file (PyAV) as grey."""
+
+    def __init__(self, path: Path, name: str, fps: Optional[float], gt: Optional[MotRows]) -> None:
+        import av
+
+        self.path, self.name, self.gt = path, name, gt
+        try:
+            with av.open(str(path)) as c:
+                s = c.streams.video[0]
+                self.width, self.height = s.codec_context.width, s.codec_context.height
+                self.fps = float(fps or s.average_rate or 25.0)
+                self.length = int(s.frames) or sum(1 for _ in c.decode(video=0))
+        except (av.FFmpegError, IndexError) as e:
+            raise SequenceError(f"{path}: cannot read video ({e})") from None
+
+    def frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        import av
+
+        with av.open(str(self.path)) as c:
+            for i, fr in enumerate(c.decode(video=0), start=1):
+                yield i, fr.to_ndarray(format="gray")
+
+
+def _mot_folder(path: Path) -> Sequence:
+    info = read_seqinfo(path / "seqinfo.ini") if (path / "seqinfo.ini").is_file() else {}
+    gt_file = path / "gt" / "gt.txt"
+    gt = read_rows(gt_file, gt=True) if gt_file.is_file() else None
+    fps = float(info.get("frameRate", 25))
+    name = info.get("name", path.name)
+    img_dir = path / info.get("imDir", "img1")
+    files = sorted(p for p in img_dir.glob("*") if p.suffix.lower() in IMAGE_EXTS) if img_dir.is_dir() else []
+    if files:
+        size = (int(info["imWidth"]), int(info["imHeight"])) if "imWidth" in info and "imHeight" in info else None
+        return ImageListSequence(name, files, fps, gt, size)
+    videos = sorted(p for p in path.glob("*") if p.suffix.lower() in VIDEO_EXTS)
+    if videos:
+        return VideoSequence(videos[0], name, fps if info else None, gt)
+    raise SequenceError(f"{path}: no frames (neither {img_dir.name}/ images nor a video file)")
+
+
+def _video_file(path: Path) -> Sequence:
+    gt = None
+    for cand in (path.with_suffix(".txt"), path.parent / "gt.txt", path.parent / "gt" / "gt.txt"):
+        if cand.is_file():
+            gt = read_rows(cand, gt=True)
+            break
+    ini = path.parent / "seqinfo.ini"
+    info = read_seqinfo(ini) if ini.is_file() else {}
+    fps = float(info["frameRate"]) if "frameRate" in info else None
+    return VideoSequence(path, info.get("name", path.stem), fps, gt)
+
+
+_ITT_NAME = re.compile(r"^(?P<scene>.+)_(?P<targets>\d+)_(?P<frame>\d+)$")
+
+
+def _coco_json(path: Path, scene: Optional[str], fps: float) -> Sequence:
+    """One scene of an ITT-style COCO json: images named `<scene>_<targets>_<frame>.jpg`, boxes
+    `[x, y, w, h]` (COCO: top-left corner of the top-left pixel at 0). Ids come from `track_id` /
+    `instance_id` when present, otherwise from linking boxes frame to frame (Hungarian, 10 px)."""
+    try:
+        data = json.loads(path.read_text())
+        images, anns = data["images"], data.get("annotations", [])
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise SequenceError(f"{path}: not a COCO json with an 'images' list ({e})") from None
+    scenes: dict[str, list[tuple[int, dict]]] = {}
+    for im in images:
+        m = _ITT_NAME.match(Path(im["file_name"]).stem)
+        if m:
+            scenes.setdefault(m["scene"], []).append((int(m["frame"]), im))
+    if not scenes:
+        raise SequenceError(f"{path}: no image named <scene>_<targets>_<frame>.jpg")
+    if scene is None:
+        if len(scenes) > 1:
+            raise SequenceError(f"{path}: {len(scenes)} scenes ({', '.join(sorted(scenes)[:5])}...); "
+                                f"open '{path}#SCENE' to pick one")
+        scene = next(iter(scenes))
+    if scene not in scenes:
+        raise SequenceError(f"{path}: no scene {scene!r} (have {', '.join(sorted(scenes)[:8])})")
+    items = sorted(scenes[scene], key=lambda t: t[0])
+    frame_of = {im["id"]: k for k, (_, im) in enumerate(items, start=1)}
+    rows = []
+    for a in anns:
+        k = frame_of.get(a.get("image_id"))
+        if k is not None:
+            x, y, w, h = (float(v) for v in a["bbox"])
+            rows.append((k, a.get("track_id", a.get("instance_id", -1)), x + w / 2 - 0.5, y + h / 2 - 0.5, w, h))
+    gt = _link_rows(rows) if rows else MotRows.empty()
+    files = [_find_image(path, im["file_name"]) for _, im in items]
+    size = (int(items[0][1]["width"]), int(items[0][1]["height"])) if "width" in items[0][1] else None
+    return ImageListSequence(scene, files, fps, gt, size)
+
+
+def _find_image(json_path: Path, file_name: str) -> Path:
+    base = json_path.parent
+    for cand in (base / file_name, base / "images" / file_name, base.parent / "images" / file_name,
+                 base.parent / json_path.stem / file_name, base.parent / file_name):
+        if cand.is_file():
+            return cand
+    raise SequenceError(f"{json_path}: image {file_name} not found beside the json or in images/")
+
+
+def _link_rows(rows: list[tuple]) -> MotRows:
+    """Assign ids to boxes without track ids by frame-to-frame Hungarian linking within 10 px."""
+    a = np.asarray(rows, float)
+    if np.all(a[:, 1] >= 0):
+        return MotRows(a[:, 0], a[:, 1], a[:, 2:4], a[:, 4:6])
+    ids = np.zeros(len(a), np.int64)
+    next_id, prev = 1, (np.zeros(0, int), np.zeros((0, 2)))
+    for f in np.unique(a[:, 0]):
+        idx = np.flatnonzero(a[:, 0] == f)
+        cur = a[idx, 2:4]
+        d = np.linalg.norm(prev[1][:, None] - cur[None], axis=2)
+        r, c = linear_sum_assignment(np.where(d <= 10, d, 1e6)) if d.size else ([], [])
+        for ri, ci in zip(r, c):
+            if d[ri, ci] <= 10:
+                ids[idx[ci]] = prev[0][ri]
+        for k in idx:
+            if ids[k] == 0:
+                ids[k], next_id = next_id, next_id + 1
+        prev = (ids[idx], cur)
+    return MotRows(a[:, 0], ids, a[:, 2:4], a[:, 4:6])
+
+
+def open_sequence(path: str | Path, fps: float = 25.0) -> Sequence:
+    """Open a MOTChallenge folder (`seqinfo.ini`, `img1/` or a video, `gt/gt.txt`), a video file (gt from
+    `<video>.txt`, `gt.txt` or `gt/gt.txt` beside it) or an ITT COCO json (`split.json#scene`).
+    `fps` is used where the data does not say. Raises `SequenceError` (a `ValueError`) on bad paths."""
+    text = str(path)
+    scene = None
+    if ".json#" in text:
+        text, scene = text.split("#", 1)
+    p = Path(text)
+    if not p.exists():
+        raise SequenceError(f"{p}: no such file or folder")
+    try:
+        if p.is_dir():
+            if not ((p / "seqinfo.ini").is_file() or (p / "img1").is_dir() or (p / "gt").is_dir()):
+                raise SequenceError(f"{p}: not a MOTChallenge sequence folder (no seqinfo.ini, img1/ or gt/)")
+            return _mot_folder(p)
+        if p.suffix.lower() == ".json":
+            return _coco_json(p, scene, fps)
+        if p.suffix.lower() in VIDEO_EXTS:
+            return _video_file(p)
+    except (OSError, ValueError) as e:
+        if isinstance(e, SequenceError):
+            raise
+        raise SequenceError(f"{p}: {e}") from None
+    raise SequenceError(f"{p}: unknown sequence type (want a MOTChallenge folder, a .json or a video file)")

@@ -1,0 +1,244 @@
+"""Multi-target point tracker: CV Kalman filters, chi-square gates, two-pass Hungarian association
+(high- then low-score detections), M-of-N confirmation plus a motion check before alerting, coasting,
+deletion after misses, and `new` / `update` / `end` events. One `Tracker` per camera."""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.stats import chi2
+
+from detector.detections import Detections
+
+from . import kalman
+from .config import TrackerConfig
+from .events import EndReason, TrackEvent
+
+_BIG = 1e9
+
+
+@dataclass(frozen=True)
+class TrackState:
+    """Snapshot of a confirmed live track (one MOTChallenge row per frame)."""
+
+    id: int
+    x: float
+    y: float
+    vx: float
+    vy: float
+    w: float
+    h: float
+    score: float
+    top_score: float
+    hits: int
+    age: int
+    misses: int
+    first_frame: int
+    last_frame: int
+
+
+class _Track:
+    """Internal track: tentative until M-of-N hits and the motion check pass, then confirmed with a public id."""
+
+    def __init__(self, z: np.ndarray, wh: np.ndarray, score: float, frame: int, shift: np.ndarray,
+                 cfg: TrackerConfig) -> None:
+        self.kf = kalman.make_filter(float(z[0]), float(z[1]), cfg.measurement_std, cfg.init_velocity_std)
+        self.id: Optional[int] = None
+        self.hit_window: deque[bool] = deque([True], maxlen=cfg.confirm_window)
+        # (frame, x, y, cumulative background shift x, y) of the latest hits, for the motion check
+        self.path: deque[tuple[float, float, float, float, float]] = deque(maxlen=cfg.motion_window)
+        self.path.append((frame, float(z[0]), float(z[1]), float(shift[0]), float(shift[1])))
+        self.hits, self.misses = 1, 0
+        self.first_frame = self.last_frame = frame
+        self.score = self.top_score = float(score)
+        self.wh = np.asarray(wh, float).copy()
+        self.last_event_frame = frame
+        self.last_hit_state = self.kf.x.copy()
+
+    @property
+    def confirmed(self) -> bool:
+        return self.id is not None
+
+    def hit(self, z: np.ndarray, wh: np.ndarray, score: float, frame: int, shift: np.ndarray,
+            cfg: TrackerConfig) -> None:
+        self.kf.update(np.asarray(z, float))
+        self.hit_window.append(True)
+        self.path.append((frame, float(z[0]), float(z[1]), float(shift[0]), float(shift[1])))
+        self.hits += 1
+        self.misses = 0
+        self.last_frame = frame
+        self.score = float(score)
+        self.top_score = max(self.top_score, self.score)
+        a = cfg.box_smoothing
+        self.wh = (1 - a) * self.wh + a * np.asarray(wh, float)
+        self.last_hit_state = self.kf.x.copy()
+
+    def miss(self, n: int = 1) -> None:
+        self.hit_window.extend([False] * n)
+        self.misses += n
+
+    def motion_ok(self, cfg: TrackerConfig) -> bool:
+        """True when the latest hits follow a straight path, far enough on the sensor and against the
+        background (hot pixels are static on the sensor, static clutter against the background)."""
+        if len(self.path) < max(3, cfg.min_motion_hits):
+            return False
+        p = np.asarray(self.path)
+        t = p[:, 0] - p[0, 0]
+        span = t[-1]
+        if span <= 0:
+            return False
+        for xy in (p[:, 1:3], p[:, 1:3] - p[:, 3:5]):
+            coef = np.polyfit(t, xy, 1)  # (2, 2): slope row, intercept row
+            v = coef[0]
+            resid = xy - (np.outer(t, coef[0]) + coef[1])
+            if (np.hypot(*v) * span < cfg.min_displacement or np.hypot(*v) > cfg.max_speed
+                    or np.sqrt(np.mean(np.sum(resid**2, axis=1))) > cfg.max_motion_residual):
+                return False
+        return True
+
+    def state(self, frame: int) -> TrackState:
+        x, y, vx, vy = (float(v) for v in self.kf.x)
+        return TrackState(self.id or 0, x, y, vx, vy, float(self.wh[0]), float(self.wh[1]), self.score,
+                          self.top_score, self.hits, frame - self.first_frame + 1, self.misses,
+                          self.first_frame, self.last_frame)
+
+
+class Tracker:
+    """Multi-target tracker of point detections for one camera.
+
+    `update()` once per frame with that frame's `Detections`; it returns the events of that frame in a
+    deterministic order (`end`, then `new`, then `update`; each by track id). Only confirmed tracks get ids
+    (1, 2, ... never reused) and events. Dead tracks are dropped, so memory stays bounded.
+    """
+
+    def __init__(self, config: TrackerConfig | None = None, frame_size: tuple[int, int] | None = None) -> None:
+        self.config = config or TrackerConfig()
+        self.frame_size = frame_size
+        self._gate = float(chi2.ppf(self.config.gate_probability, 2))
+        self._low_gate = float(chi2.ppf(self.config.low_gate_probability, 2))
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+        self._last_frame: Optional[int] = None
+        self._shift = np.zeros(2)  # cumulative background motion, px
+
+    # ---------------------------------------------------------------- public API
+    def update(self, detections: Detections | None, frame_index: int, timestamp: float,
+               shift: tuple[float, float] | None = None) -> list[TrackEvent]:
+        """Feed one frame; return its events. `shift`: the background's apparent motion since the previous
+        frame in px, when the caller knows it (used only by the motion check that rejects static clutter)."""
+        cfg = self.config
+        frame_index = int(frame_index)
+        if self._last_frame is not None and frame_index <= self._last_frame:
+            raise ValueError(f"frame_index must increase: got {frame_index} after {self._last_frame}")
+        dt = 1 if self._last_frame is None else frame_index - self._last_frame
+        self._last_frame = frame_index
+        if shift is not None:
+            self._shift = self._shift + np.asarray(shift, float).reshape(2)
+        dets = detections if detections is not None else Detections.empty()
+        keep = dets.score >= cfg.low_score
+        xy, wh, score = dets.xy[keep].astype(float), dets.wh[keep].astype(float), dets.score[keep].astype(float)
+
+        for tr in self._tracks:
+            kalman.predict(tr.kf, dt, cfg.process_std)
+            if dt > 1:
+                tr.miss(dt - 1)
+
+        high = np.flatnonzero(score >= cfg.high_score)
+        low = np.flatnonzero(score < cfg.high_score)
+        all_tracks = list(range(len(self._tracks)))
+        m1 = self._associate(all_tracks, high, xy, self._gate)
+        left = [i for i in all_tracks if i not in m1]
+        m2 = self._associate(left, low, xy, self._low_gate)
+        matches = {**m1, **m2}
+
+        for i, tr in enumerate(self._tracks):
+            if i in matches:
+                j = matches[i]
+                tr.hit(xy[j], wh[j], score[j], frame_index, self._shift, cfg)
+            else:
+                tr.miss()
+
+        used = set(matches.values())
+        fresh = [j for j in high if j not in used]
+        fresh.sort(key=lambda j: (-score[j], xy[j, 0], xy[j, 1]))
+        room = max(0, cfg.max_tracks - len(self._tracks))
+        for j in fresh[:room]:
+            self._tracks.append(_Track(xy[j], wh[j], score[j], frame_index, self._shift, cfg))
+
+        return self._lifecycle(frame_index, timestamp)
+
+    def finish(self, frame_index: int, timestamp: float) -> list[TrackEvent]:
+        """End every live confirmed track with reason `stream_end`; drop all tracks."""
+        events = [self._event("end", tr, frame_index, timestamp, "stream_end")
+                  for tr in sorted((t for t in self._tracks if t.confirmed), key=lambda t: t.id)]
+        self._tracks = []
+        return events
+
+    def active_tracks(self, include_coasting: bool = True) -> list[TrackState]:
+        """Confirmed live tracks at the last frame, by id (coasting ones too unless `include_coasting` is False)."""
+        frame = self._last_frame or 0
+        return [tr.state(frame) for tr in sorted((t for t in self._tracks if t.confirmed), key=lambda t: t.id)
+                if include_coasting or tr.misses == 0]
+
+    # ---------------------------------------------------------------- internals
+    def _associate(self, tracks: list[int], dets: np.ndarray, xy: np.ndarray, gate: float) -> dict[int, int]:
+        """Hungarian assignment of `tracks` to `dets` on d^2 + ln|S| within the chi-square gate."""
+        if not tracks or len(dets) == 0:
+            return {}
+        cost = np.full((len(tracks), len(dets)), _BIG)
+        for r, i in enumerate(tracks):
+            resid, S = kalman.innovation(self._tracks[i].kf, xy[dets])
+            d2 = np.einsum("ni,ij,nj->n", resid, np.linalg.inv(S), resid)
+            ok = d2 <= gate
+            cost[r, ok] = d2[ok] + np.log(np.linalg.det(S))
+        rows, cols = linear_sum_assignment(cost)
+        return {tracks[r]: int(dets[c]) for r, c in zip(rows, cols) if cost[r, c] < _BIG}
+
+    def _inside(self, x: float, y: float, margin: float) -> bool:
+        if self.frame_size is None:
+            return True
+        w, h = self.frame_size
+        return -0.5 + margin <= x <= w - 0.5 - margin and -0.5 + margin <= y <= h - 0.5 - margin
+
+    def _lifecycle(self, frame: int, timestamp: float) -> list[TrackEvent]:
+        cfg = self.config
+        ends, news, updates, alive = [], [], [], []
+        for tr in self._tracks:
+            x, y = tr.kf.x[:2]
+            if not tr.confirmed:
+                window_misses = len(tr.hit_window) - sum(tr.hit_window)
+                if window_misses > cfg.confirm_window - cfg.confirm_hits or not self._inside(x, y, 0.0):
+                    continue  # tentative track that failed: dropped silently
+                if tr.misses == 0 and sum(tr.hit_window) >= cfg.confirm_hits and tr.motion_ok(cfg):
+                    tr.id = self._next_id
+                    self._next_id += 1
+                    tr.last_event_frame = frame
+                    news.append(self._event("new", tr, frame, timestamp))
+                alive.append(tr)
+                continue
+            if tr.misses > 0 and not self._inside(x, y, 0.0):
+                ends.append(self._event("end", tr, frame, timestamp, "left_view"))
+                continue
+            if tr.misses > cfg.max_misses:
+                lx, ly = tr.last_hit_state[:2]
+                reason: EndReason = "lost" if self._inside(lx, ly, cfg.edge_margin) else "left_view"
+                ends.append(self._event("end", tr, frame, timestamp, reason))
+                continue
+            if (cfg.update_interval and tr.misses == 0
+                    and frame - tr.last_event_frame >= cfg.update_interval):
+                tr.last_event_frame = frame
+                updates.append(self._event("update", tr, frame, timestamp))
+            alive.append(tr)
+        self._tracks = alive
+        key = lambda e: e.track_id  # noqa: E731
+        return sorted(ends, key=key) + sorted(news, key=key) + sorted(updates, key=key)
+
+    @staticmethod
+    def _event(kind: str, tr: _Track, frame: int, timestamp: float, reason: Optional[str] = None) -> TrackEvent:
+        x, y, vx, vy = (float(v) for v in (tr.last_hit_state if kind == "end" else tr.kf.x))
+        return TrackEvent(kind, int(tr.id), int(frame), float(timestamp), x, y, vx, vy, float(tr.wh[0]),
+                          float(tr.wh[1]), tr.score, tr.top_score, tr.hits, frame - tr.first_frame + 1,
+                          tr.first_frame, tr.last_frame, reason)  # type: ignore[arg-type]
