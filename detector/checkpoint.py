@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .errors import DetectorError
-from .models import create_model
+from .models import VARIANTS, create_model
 
 FORMAT = "itd-detector/1"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -34,6 +34,8 @@ def resolve_weights(weights: str | Path | None) -> Path:
     if isinstance(weights, str) and (WEIGHTS_DIR / f"{weights}.pt").is_file() and not Path(weights).exists():
         return WEIGHTS_DIR / f"{weights}.pt"
     path = Path(weights)
+    if not path.is_file() and isinstance(weights, str) and weights in VARIANTS:
+        raise DetectorError(f"no shipped weights for variant {weights!r} in {WEIGHTS_DIR}")
     if not path.is_file():
         raise DetectorError(f"{path}: no such weights file")
     return path

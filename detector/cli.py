@@ -89,10 +89,11 @@ def main(argv: list[str] | None = None) -> int:
             from .imageio import load_grey
             from .predict import Detector
 
+            paths = _images(args.paths)
             det = Detector.load(args.weights, args.device, args.threshold)
             out = sys.stdout if args.out == "-" else open(args.out, "w")
             try:
-                for path in _images(args.paths):
+                for path in paths:
                     try:
                         image = load_grey(path)
                     except DetectorError as exc:

@@ -1,5 +1,4 @@
-"""The product's pipeline: cameras -> detector -> tracker -> alert sinks, built from one YAML config."""
-from pipeline.config import PipelineConfig, load_config
-from pipeline.graph import Pipeline
+"""The product's pipeline: cameras -> detector -> tracker -> alert sinks, built from one YAML config.
 
-__all__ = ["Pipeline", "PipelineConfig", "load_config"]
+`python -m pipeline run CONFIG`; in code: `Pipeline(load_config(path)).run()` (`pipeline.graph`, `pipeline.config`).
+"""

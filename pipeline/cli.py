@@ -54,9 +54,14 @@ def cmd_run(args) -> int:
         config = load_config(path, args.set)
     except ConfigError as e:
         return _config_problems(e)
+    if args.role is not None:
+        from pipeline.distributed.roles import check_role
+        problem = check_role(config, args.role)
+        if problem:
+            return _user_error(problem)
     _setup_logging("debug" if args.verbose else config.run.log_level)
     try:
-        result = Pipeline(config).run()
+        result = Pipeline(config, role=args.role).run()
     except StartupError as e:
         return _user_error(str(e))
     if result.exit_code:
@@ -168,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("run", help="run the pipeline described by a config file")
     q.add_argument("config", nargs="?", help="YAML config (default: configs/demo.yaml)")
     add_set(q)
+    q.add_argument("--role", metavar="ROLE",
+                   help="run only this part of the graph (ingest, detect or track), joined to the others by the "
+                        "Redis Streams of `streams:`; default: everything in this process")
     q.add_argument("-v", "--verbose", action="store_true")
     q.set_defaults(func=cmd_run)
 

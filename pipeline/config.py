@@ -162,6 +162,40 @@ class SinksConfig(Base):
     video: VideoSinkConfig | None = None
 
 
+# ---------------------------------------------------------------- distributed run
+
+class StreamsConfig(Base):
+    """Redis Streams between the worker processes of `run --role` (a run without `--role` does not use them)."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = Field("itd", description="streams <prefix>:frames and <prefix>:detections")
+    in_flight: int = Field(64, ge=1, description="lossless cameras: frames published but not yet tracked before "
+                                                 "ingest waits")
+    frames_maxlen: int = Field(64, ge=1, description="live cameras: the frames stream is trimmed to this, oldest "
+                                                     "first (counted as dropped)")
+    detections_maxlen: int = Field(10_000, ge=1, description="safety cap of the detections stream")
+    claim_idle_s: float = Field(5.0, gt=0, description="entries pending this long on a worker are reclaimed")
+    reorder_window: int = Field(32, ge=1, description="live: records held behind a missing frame before skipping it")
+    gap_timeout_s: float = Field(2.0, gt=0, description="live: longest wait for a missing frame")
+    lossless_gap_timeout_s: float = Field(120.0, gt=0, description="lossless: longest wait for a missing frame")
+    compression_level: int = Field(1, ge=0, le=9, description="zlib level of frames (lossless at any level)")
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, v: str) -> str:
+        if not re.match(r"^(redis|rediss|unix)://", v):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
+
+    @model_validator(mode="after")
+    def _window(self) -> "StreamsConfig":
+        if self.in_flight >= self.detections_maxlen:
+            raise ValueError("in_flight must be smaller than detections_maxlen")
+        if self.claim_idle_s >= self.lossless_gap_timeout_s:
+            raise ValueError("claim_idle_s must be smaller than lossless_gap_timeout_s")
+        return self
+
+
 # ---------------------------------------------------------------- run-wide
 
 class MetricsConfig(Base):
@@ -185,6 +219,7 @@ class PipelineConfig(Base):
     sinks: SinksConfig = SinksConfig()
     metrics: MetricsConfig = MetricsConfig()
     run: RunConfig = RunConfig()
+    streams: StreamsConfig = StreamsConfig()
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -4,6 +4,9 @@ a signal arrives.
 Shutdown: SIGINT/SIGTERM stop the readers; what was already accepted is detected and tracked, live tracks
 get their `end`, sinks are flushed, and `run()` returns 0. A second signal, a stage that keeps failing, or
 a drain that exceeds `run.shutdown_timeout_s` aborts with a message naming the stage and returns 1.
+
+With a `role` (`ingest`, `detect` or `track`) only that part of the graph runs, joined to the other roles'
+processes by Redis Streams (`pipeline.distributed`); without one everything runs here.
 """
 from __future__ import annotations
 
@@ -84,8 +87,9 @@ class _SinkRunner:
 class Pipeline:
     def __init__(self, config: PipelineConfig, detector: Any = None,
                  tracker_factory: Callable[[tuple[int, int]], Any] | None = None,
-                 extra_sinks: list[Sink] = (), metrics: Metrics | None = None) -> None:
+                 extra_sinks: list[Sink] = (), metrics: Metrics | None = None, role: str | None = None) -> None:
         self.config = config
+        self.role = role
         self.metrics = metrics or Metrics()
         self.health = Health(self.metrics)
         self.detector = detector
@@ -119,9 +123,16 @@ class Pipeline:
     def run(self, install_signals: bool = True) -> RunResult:
         cfg = self.config
         cameras = [n for n, c in cfg.cameras.items() if c.enabled]
-        detector = self.detector if self.detector is not None else load_detector(cfg)
+        role = self.role
+        if role is not None:
+            from pipeline.distributed.roles import check_role
+            problem = check_role(cfg, role)
+            if problem:
+                raise StartupError(problem)
+        if role is None:
+            detector = self.detector if self.detector is not None else load_detector(cfg)
         make_tracker = self.tracker_factory or default_tracker_factory(cfg)
-        sinks = build_sinks(cfg, self.metrics) + self.extra_sinks
+        sinks = build_sinks(cfg, self.metrics) + self.extra_sinks if role in (None, "track") else []
         for s in sinks:
             if hasattr(s, "on_status"):
                 self.health.subscribe(s.on_status)
@@ -144,17 +155,27 @@ class Pipeline:
             return Worker(name, step, self.fail, r.max_restarts, r.restart_window_s, self.metrics, on_exit)
 
         readers = []
-        for name in cameras:
+        for name in cameras if role in (None, "ingest") else []:
             cam = cfg.cameras[name]
             mux.add_camera(name, cam.live, max(cam.queue_size, cfg.detector.batch_size))
             readers.append(CameraReader(name, cam, mux, self.health, self.metrics, self.stop_event))
-        detect = DetectStage(detector, mux, tracked, cfg.detector.batch_size, cfg.detector.batch_timeout_ms / 1000,
-                             self.metrics)
-        track = TrackStage(make_tracker, tracked, emit, cameras, self.metrics)
+        if role is None:
+            detect = DetectStage(detector, mux, tracked, cfg.detector.batch_size,
+                                 cfg.detector.batch_timeout_ms / 1000, self.metrics)
+            track = TrackStage(make_tracker, tracked, emit, cameras, self.metrics)
+            stages = [("detect", detect.step), ("track", track.step)]
+        else:
+            try:
+                stages = self._role_stages(role, mux, make_tracker, emit, cameras, channels)
+            except StartupError:
+                for s in sinks:
+                    s.close()
+                self.metrics.close()
+                raise
         runners = [_SinkRunner(s, ch) for s, ch in zip(sinks, sink_channels)]
 
         workers = [worker(f"source:{rd.name}", _once(rd.run)) for rd in readers]
-        workers += [worker("detect", detect.step), worker("track", track.step)]
+        workers += [worker(name, step) for name, step in stages]
         sink_workers = [worker(f"sink:{rn.sink.name}", rn.step, rn.close) for rn in runners]
         workers += sink_workers
 
@@ -177,6 +198,23 @@ class Pipeline:
             code = 1
             message = "; ".join(f"camera {c}: {e}" for c, e in sorted(self.camera_errors.items()))
         return RunResult(code, message, dict(self.camera_errors))
+
+    def _role_stages(self, role: str, mux: FrameMux, make_tracker, emit, cameras: list[str],
+                     channels: list) -> list[tuple[str, Callable[[], bool]]]:
+        """The stages of one role, joined to the others by Redis Streams; their abortable parts join `channels`."""
+        from pipeline.distributed.roles import StreamsUnavailable, build_role
+
+        def detector() -> Any:
+            return self.detector if self.detector is not None else load_detector(self.config)
+
+        try:
+            stages, abortable = build_role(role, self.config, mux=mux, detector_factory=detector,
+                                           make_tracker=make_tracker, emit=emit, cameras=cameras,
+                                           metrics=self.metrics, stop=self.stop_event)
+        except StreamsUnavailable as e:
+            raise StartupError(str(e)) from None
+        channels.extend(abortable)
+        return stages
 
     def _wait(self, workers: list[Worker], sink_workers: list[Worker], mux: FrameMux, channels: list[Channel],
               shutdown_timeout: float) -> tuple[int, str]:

@@ -166,7 +166,7 @@ class CameraReader:
 
     def _run_live(self, src: RtspSource) -> None:
         c, attempt, shown = self.config, 0, redact_url(src.url)
-        options = {"rtsp_transport": src.transport, "fflags": "nobuffer", "flags": "low_delay"}
+        options = {"rtsp_transport": src.transport}  # (fflags=nobuffer loses the stream's parameter sets)
         while not self.stop.is_set():
             read_timeout = self._no_frame_timeout(None)
             options["timeout"] = str(int(read_timeout * 1e6))  # socket I/O timeout (microseconds)
@@ -189,11 +189,16 @@ class CameraReader:
             if self.stop.is_set():
                 return
             attempt += 1
-            self.health.set(self.name, OFFLINE, reason)
+            if attempt == 1:
+                self.health.set(self.name, OFFLINE, reason)
             if c.reconnect.max_attempts is not None and attempt > c.reconnect.max_attempts:
                 raise SourceError(f"giving up after {c.reconnect.max_attempts} attempts: {reason}")
             delay = min(c.reconnect.max_s, c.reconnect.initial_s * c.reconnect.factor ** (attempt - 1))
-            log.info("camera %s: reconnecting to %s in %.1fs (attempt %d)", self.name, shown, delay, attempt)
+            if attempt > 1:
+                log.warning("camera %s: reconnect attempt %d failed (%s); next in %.1fs", self.name, attempt - 1,
+                            reason, delay)
+            else:
+                log.info("camera %s: reconnecting to %s in %.1fs", self.name, shown, delay)
             if self.stop.wait(delay):
                 return
             if self.metrics:

@@ -139,6 +139,13 @@ def rtsp_server_factory():
 
 # ---------------------------------------------------------------- data
 
+def _bounce(v: float, size: int, margin: int = 4) -> int:
+    """Reflect a coordinate at the frame's margins, so targets stay inside for any clip length."""
+    span = size - 1 - 2 * margin
+    t = (v - margin) % (2 * span)
+    return round(margin + (t if t <= span else 2 * span - t))
+
+
 def make_clip(folder: Path, frames: int = 60, size: tuple[int, int] = (160, 128), fps: float = 25.0,
               seed: int = 0, video: bool = True, images: bool = False, dtype=np.uint8) -> Path:
     """A MOTChallenge sequence with two bright 3x3 targets moving ~1 px/frame over a noisy background."""
@@ -156,7 +163,7 @@ def make_clip(folder: Path, frames: int = 60, size: tuple[int, int] = (160, 128)
     for f in range(1, frames + 1):
         img = base + rng.normal(0, noise, (h, w))
         for tid, (x0, y0, vx, vy) in enumerate(starts, start=1):
-            x, y = round(x0 + vx * (f - 1)), round(y0 + vy * (f - 1))
+            x, y = _bounce(x0 + vx * (f - 1), w), _bounce(y0 + vy * (f - 1), h)
             img[y - 1:y + 2, x - 1:x + 2] = peak * 0.8
             img[y, x] = peak
             rows.append(f"{f},{tid},{x - 1.5 + 1:.3f},{y - 1.5 + 1:.3f},3.000,3.000,1,1,1,nan\n")

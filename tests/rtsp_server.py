@@ -28,7 +28,6 @@ def main() -> int:
     factory.set_launch(f'( filesrc location="{args.video}" ! qtdemux ! h264parse config-interval=-1 '
                        f'! rtph264pay name=pay0 pt=96 config-interval=1 )')
     factory.set_shared(False)
-    factory.set_protocols(GstRtspServer.RTSPLowerTrans.TCP | GstRtspServer.RTSPLowerTrans.UDP)
     server.get_mount_points().add_factory(args.path, factory)
     if server.attach(None) == 0:
         print(f"error: cannot listen on port {args.port}", flush=True)

@@ -153,3 +153,23 @@ def test_config_validation_and_frame_order():
     tracker.update(Detections.empty(), 5, 0.0)
     with pytest.raises(ValueError):
         tracker.update(Detections.empty(), 5, 0.0)
+
+
+def test_event_order_and_update_rate():
+    cfg = TrackerConfig(update_interval=4, max_misses=2)
+    tracker = Tracker(cfg, SIZE)
+    per_frame = []
+    for f in range(1, 41):
+        pts = []
+        if f <= 20:
+            pts.append((40 + 2.0 * f, 60.0))  # ends (lost) at frame 23
+        if f >= 18:
+            pts.append((40 + 2.0 * f, 180.0))  # confirmed around frame 22
+        per_frame.append(tracker.update(dets(pts), f, f / 25))
+    for evs in per_frame:
+        kinds = [e.event for e in evs]
+        assert kinds == sorted(kinds, key=["end", "new", "update"].index)
+    updates = [e.frame_index for evs in per_frame for e in evs if e.event == "update" and e.track_id == 1]
+    assert updates and all(b - a == 4 for a, b in zip(updates, updates[1:]))
+    assert TrackEvent("new", 1, 1, 0.123456789, 1.23456, 2, 0, 0, 3, 3, 0.912345, 0.9, 1, 1, 1, 1).to_dict()[
+        "x"] == 1.235

@@ -11,7 +11,7 @@ class TrackerConfig(BaseModel):
 
     # Detections
     high_score: float = Field(0.5, ge=0.0, le=1.0,
-                              description="Detections at or above this score are associated first and may start tracks.")
+                              description="Detections scoring at least this are associated first and may start tracks.")
     low_score: float = Field(0.1, ge=0.0, le=1.0,
                              description="Detections between low_score and high_score only extend existing tracks "
                                          "(second pass, dim targets); lower scores are ignored.")
@@ -29,14 +29,17 @@ class TrackerConfig(BaseModel):
     max_speed: float = Field(10.0, gt=0.0, le=200.0,
                              description="Fastest plausible target, px/frame; faster tracks may not alert.")
     # Track life
-    confirm_hits: int = Field(3, ge=1, le=50, description="M of M-of-N confirmation: hits needed ...")
-    confirm_window: int = Field(5, ge=1, le=50, description="... within the last N frames.")
+    confirm_hits: int = Field(3, ge=1, le=50,
+                              description="M of M-of-N: hits needed within the last confirm_window frames.")
+    confirm_window: int = Field(5, ge=1, le=50,
+                                description="N of M-of-N: the window of frames in which confirm_hits are counted.")
     max_misses: int = Field(5, ge=0, le=1000,
                             description="A confirmed track coasts this many consecutive missed frames, then ends.")
     max_tracks: int = Field(500, ge=1, le=100000,
                             description="Cap on live tracks (tentative included); extra new detections are ignored.")
     edge_margin: float = Field(3.0, ge=0.0, le=100.0,
-                               description="A track lost within this many px of the frame edge ended as 'left_view'.")
+                               description="A track lost within this many px of the frame edge ends as 'left_view' "
+                                           "(else 'lost').")
     # Motion check before alerting
     min_displacement: float = Field(2.5, ge=0.0, le=1000.0,
                                     description="Net motion (px) over the motion window needed before a track may "

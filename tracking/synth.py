@@ -1,9 +1,10 @@
 """Semi-synthetic tiny-target sequences: moving sub-pixel Gaussian spots rendered into real IR backgrounds.
 
 Each target gets a signal-to-clutter ratio SCR = |mean_target - mean_ring| / std_ring, measured on the
-noisy background frame around it (target = pixels inside its 1-sigma ellipse, ring = 3 px wide annulus
-outside 3 sigma); its amplitude is set per frame to hit the target's SCR, and the SCR actually realised
-in the 8-bit frame is written as the 10th column of `gt/gt.txt`. Frames drift with a smooth platform
+noisy background frame around it: target = pixels inside its 2-sigma ellipse (the extent of its gt box,
+4 sigma wide), ring = a 3 px wide annulus from max(3 px, 3 sigma) out. Its amplitude is set per frame to hit
+the target's SCR (the peak then stands about 2.3 x SCR ring stds above the ring mean), and the SCR
+actually realised in the 8-bit frame is written as the 10th column of `gt/gt.txt`. Frames drift with a smooth platform
 motion, get Gaussian sensor noise and a few hot pixels (fixed on the sensor, not in the gt).
 Output: MOTChallenge layout (`img1/000001.png`, `gt/gt.txt`, `seqinfo.ini`) plus `video.mp4` (H.264).
 
@@ -45,7 +46,7 @@ class SynthConfig(BaseModel):
     speed_min: float = Field(0.5, ge=0, le=50, description="Slowest target speed, px/frame.")
     speed_max: float = Field(3.0, ge=0, le=50, description="Fastest target speed, px/frame.")
     sigma_min: float = Field(0.5, gt=0, le=10, description="Smallest spot sigma, px.")
-    sigma_max: float = Field(1.2, gt=0, le=10, description="Largest spot sigma, px.")
+    sigma_max: float = Field(1.5, gt=0, le=10, description="Largest spot sigma, px.")
     drift: float = Field(0.5, ge=0, le=10, description="Peak platform drift speed, px/frame.")
     noise: float = Field(1.0, ge=0, le=50, description="Std of the Gaussian sensor noise, grey levels.")
     hot_pixels: int = Field(2, ge=0, le=1000, description="Hot pixels (static on the sensor, not targets).")
@@ -187,7 +188,7 @@ def render(cfg: SynthConfig) -> tuple[ArraySequence, dict[str, str]]:
             tg["seen"] = True
             smax = max(tg["sx"], tg["sy"])
             rs, cs, prof = _spot(img.shape, cx, cy, tg["sx"], tg["sy"], tg["theta"], int(math.ceil(3.5 * smax)))
-            core = prof >= math.exp(-0.5)
+            core = prof >= math.exp(-2.0)  # inside the 2-sigma ellipse
             if not core.any():
                 core = prof >= prof.max()
             r_in = max(3.0, 3 * smax)

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import chi2
 
-from detector.detections import Detections
-
 from . import kalman
 from .config import TrackerConfig
 from .events import EndReason, TrackEvent
+
+if TYPE_CHECKING:  # the detector package (and torch) is not needed to run the tracker
+    from detector.detections import Detections
 
 _BIG = 1e9
 
@@ -137,9 +138,13 @@ class Tracker:
         self._last_frame = frame_index
         if shift is not None:
             self._shift = self._shift + np.asarray(shift, float).reshape(2)
-        dets = detections if detections is not None else Detections.empty()
-        keep = dets.score >= cfg.low_score
-        xy, wh, score = dets.xy[keep].astype(float), dets.wh[keep].astype(float), dets.score[keep].astype(float)
+        if detections is None or len(detections) == 0:
+            xy, wh, score = np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0)
+        else:
+            keep = np.asarray(detections.score) >= cfg.low_score
+            xy = np.asarray(detections.xy, float)[keep]
+            wh = np.asarray(detections.wh, float)[keep]
+            score = np.asarray(detections.score, float)[keep]
 
         for tr in self._tracks:
             kalman.predict(tr.kf, dt, cfg.process_std)

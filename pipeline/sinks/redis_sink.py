@@ -98,7 +98,7 @@ class RedisSink(Sink):
             items = [self._buf[i] for i in range(min(len(self._buf), MAX_PER_FLUSH))]
             beat = now >= self._beat_at
             statuses = list(self._status.values()) if beat else []
-        if not items and not beat:
+        if not items and not statuses:
             return
         c = self.config
         t0 = time.perf_counter()

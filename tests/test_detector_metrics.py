@@ -1,0 +1,48 @@
+"""Point P/R/F1, Pd/Fa (with the reference's area bug fixed), AP50."""
+import numpy as np
+import pytest
+
+from detector.metrics import ImageResult, ap50, best_threshold, evaluate, match_points, pd_fa, point_counts
+
+
+def _im(pred, score, gt, shape=(50, 50), half=1.0):
+    pred = np.asarray(pred, float).reshape(-1, 2)
+    gt = np.asarray(gt, float).reshape(-1, 2)
+    pb = np.concatenate([pred - half, pred + half], 1)
+    gb = np.concatenate([np.round(gt) - 1, np.round(gt) + 1], 1)
+    return ImageResult(pred, np.asarray(score, np.float32), pb, gt, gb, shape)
+
+
+def test_hungarian_matching_with_a_3px_gate():
+    pairs = match_points(np.array([[0, 0], [10, 10], [30, 30]], float), np.array([[2.9, 0], [10, 13.5]], float))
+    assert pairs == [(0, 0)]
+    # one-to-one: two predictions near one target give one TP and one FP
+    res = point_counts([_im([[5, 5], [5.5, 5]], [0.9, 0.8], [[5, 5]])], 0.5)
+    assert (res["tp"], res["fp"], res["fn"]) == (1, 1, 0)
+
+
+def test_threshold_choice_maximises_f1():
+    ims = [_im([[5, 5], [30, 30]], [0.9, 0.3], [[5, 5]])]
+    thr, res = best_threshold(ims)
+    assert 0.3 < thr <= 0.9 and res["f1"] == 1.0
+
+
+def test_fa_counts_a_false_blob_with_the_same_area_as_a_matched_one():
+    # The reference removed matched blobs by area, so an equal-area false alarm vanished. Ours keeps it.
+    im = _im([[10, 10], [40, 40]], [0.9, 0.9], [[10, 10]], shape=(50, 50), half=1.0)
+    r = pd_fa([im], 0.5)
+    assert r["pd"] == 1.0
+    assert r["fa_e6"] == pytest.approx(1e6 * 9 / 2500)  # the 3x3 false blob
+
+
+def test_ap50_is_one_for_perfect_boxes_and_lower_with_false_positives():
+    perfect = _im([[10, 10]], [0.9], [[10, 10]], half=1.5)
+    assert ap50([perfect]) == pytest.approx(1.0)
+    noisy = _im([[10, 10], [30, 30]], [0.5, 0.9], [[10, 10]], half=1.5)
+    assert ap50([noisy]) < 1.0
+
+
+def test_evaluate_reports_everything():
+    rep = evaluate([_im([[10, 10]], [0.9], [[10, 10]], half=1.5)], 0.5)
+    assert {"point", "pd", "fa_e6", "ap50", "by_size", "threshold"} <= set(rep)
+    assert rep["by_size"]["<=4px"]["recall"] == 1.0
