@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import io
+
 import numpy as np
 import torch
 from PIL import Image
@@ -20,6 +22,19 @@ def _resize(image: np.ndarray, scale: float) -> np.ndarray:
     return np.asarray(Image.fromarray(image.astype(np.float32), mode="F").resize(size, Image.BILINEAR))
 
 
+def _sensor_effects(image: np.ndarray, rng: np.random.Generator, grey: float) -> np.ndarray:
+    """Sensor noise and, sometimes, the softening and blocking of a lossy codec (as on a compressed stream)."""
+    if rng.random() < 0.6:
+        image = image + rng.normal(0, rng.uniform(0.3, 2.5) * grey, image.shape).astype(np.float32)
+    if rng.random() < 0.35:
+        top = 255.0 * grey
+        buf = io.BytesIO()
+        Image.fromarray(np.clip(image / grey, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=int(rng.integers(60, 96)))
+        image = np.asarray(Image.open(buf), np.float32) * grey
+        image = np.minimum(image, top)
+    return image
+
+
 def _scale_targets(cents: np.ndarray, boxes: np.ndarray, sx: float, sy: float) -> tuple[np.ndarray, np.ndarray]:
     # pixel centre x maps to (x + 0.5) * s - 0.5; inclusive box [x0, x1] spans borders x0 - 0.5 .. x1 + 0.5
     c = np.stack([(cents[:, 0] + 0.5) * sx - 0.5, (cents[:, 1] + 0.5) * sy - 0.5], 1)
@@ -31,7 +46,7 @@ class TrainSet(torch.utils.data.Dataset):
     """Endless random training crops (an epoch is `length` of them)."""
 
     def __init__(self, samples: list[Sample], stride: int, crop: int = 192, length: int = 1024,
-                 backgrounds: str | Path | None = None, background_share: float = 0.3,
+                 backgrounds: str | Path | None = None, background_share: float = 0.45,
                  scale: tuple[float, float] = (0.8, 1.25), seed: int = 0) -> None:
         self.samples, self.stride, self.crop, self.length = samples, stride, crop, length
         self.scale, self.seed, self.epoch = scale, seed, 0
@@ -52,15 +67,19 @@ class TrainSet(torch.utils.data.Dataset):
             bg = self.backgrounds[rng.integers(len(self.backgrounds))]
             y0 = rng.integers(0, max(1, bg.shape[0] - 2 * self.crop))
             x0 = rng.integers(0, max(1, bg.shape[1] - 2 * self.crop))
-            region = bg[y0:y0 + 2 * self.crop, x0:x0 + 2 * self.crop]
-            image, cents, boxes = inject_targets(region, rng, int(rng.integers(0, 4)))
+            region = bg[y0:y0 + 2 * self.crop, x0:x0 + 2 * self.crop].astype(np.float32)
+            grey = 257.0 if region.dtype == np.uint16 else 1.0
+            if rng.random() < 0.6:  # sensor noise under the targets, so SCR is measured against it
+                region = region + rng.normal(0, rng.uniform(0.3, 2.0) * grey, region.shape).astype(np.float32)
+            image, cents, boxes = inject_targets(region, rng, int(rng.integers(0, 5)))
         else:
             s = self.samples[rng.integers(len(self.samples))]
+            grey = 257.0 if s.image.dtype == np.uint16 else 1.0
             image, cents, boxes = s.image.astype(np.float32), s.centroids, s.boxes
-            if rng.random() < 0.2:  # an extra synthetic target in a real scene
-                image, c2, b2 = inject_targets(image, rng, 1)
+            if rng.random() < 0.3:  # extra synthetic targets in a real scene
+                image, c2, b2 = inject_targets(image, rng, int(rng.integers(1, 3)))
                 cents, boxes = np.concatenate([cents, c2]), np.concatenate([boxes, b2])
-        image = normalize(image)
+        image = normalize(_sensor_effects(image, rng, grey))
         k = rng.uniform(*self.scale)
         if abs(k - 1) > 0.02:
             h, w = image.shape

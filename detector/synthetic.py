@@ -33,7 +33,7 @@ def local_clutter(image: np.ndarray, x: float, y: float, inner: int = 4, outer: 
     return float(ring.mean()), float(ring.std())
 
 
-def inject_targets(image: np.ndarray, rng: np.random.Generator, count: int, scr: tuple[float, float] = (2.0, 15.0),
+def inject_targets(image: np.ndarray, rng: np.random.Generator, count: int, scr: tuple[float, float] = (2.0, 12.0),
                    sigma: tuple[float, float] = (0.5, 2.0), margin: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Add `count` spots to a float copy of `image`; returns (image, centroids (N, 2), boxes (N, 4))."""
     out = image.astype(np.float32).copy()
@@ -43,8 +43,9 @@ def inject_targets(image: np.ndarray, rng: np.random.Generator, count: int, scr:
         x, y = rng.uniform(margin, w - 1 - margin), rng.uniform(margin, h - 1 - margin)
         sx, sy = rng.uniform(*sigma), rng.uniform(*sigma)
         mean, std = local_clutter(out, x, y)
-        amp = rng.uniform(*scr) * max(std, 1.0)
         patch, where = render_spot(out.shape, x, y, sx, sy, rng.uniform(0, np.pi))
+        core = patch[patch >= np.exp(-2.0)]  # SCR is measured on the 2-sigma core, against the ring
+        amp = rng.uniform(*scr) * max(std, 1.0) / (core.mean() if core.size else 1.0)
         out[where] += amp * patch
         ys, xs = np.nonzero(patch > 0.25)
         boxes.append([xs.min() + where[1].start, ys.min() + where[0].start, xs.max() + where[1].start, ys.max() + where[0].start])

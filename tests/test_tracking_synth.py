@@ -131,3 +131,13 @@ def test_itt_coco_json(tmp_path):
 def test_shared_backgrounds_default():
     seq, info = render(SynthConfig(seed=5, frames=3, targets=2))
     assert (seq.width, seq.height) == (640, 512) and info["background"].endswith(".png")
+
+
+def test_estimate_shift_follows_platform_drift(background):
+    from tracking.egomotion import estimate_shift
+
+    seq, _ = render(small(background, frames=25, drift=1.5, hot_pixels=3))
+    true = np.diff(seq.scene_motion, axis=0)
+    est = np.array([estimate_shift(seq._frames[i - 1], seq._frames[i]) for i in range(1, 25)])
+    assert np.abs(true).max() > 0.3
+    assert np.sqrt(np.mean((est - true) ** 2)) < 0.1

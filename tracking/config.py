@@ -51,6 +51,9 @@ class TrackerConfig(BaseModel):
     max_motion_residual: float = Field(1.0, gt=0.0, le=100.0,
                                        description="RMS distance (px) of the hits from a straight constant-velocity "
                                                    "path allowed for the motion check.")
+    motion_alpha: float = Field(1e-3, gt=0.0, lt=0.5,
+                                description="Chance that a static point with jittering detections passes the "
+                                            "motion-significance test at one check.")
     # Events
     update_interval: int = Field(10, ge=0, le=100000,
                                  description="Frames between 'update' events of a track (0: no update events).")

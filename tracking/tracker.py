@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from functools import lru_cache
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-from scipy.stats import chi2
+from scipy.stats import chi2, f
 
 from . import kalman
 from .config import TrackerConfig
@@ -81,22 +82,28 @@ class _Track:
         self.hit_window.extend([False] * n)
         self.misses += n
 
-    def motion_ok(self, cfg: TrackerConfig) -> bool:
-        """True when the latest hits follow a straight path, far enough on the sensor and against the
-        background (hot pixels are static on the sensor, static clutter against the background)."""
-        if len(self.path) < max(3, cfg.min_motion_hits):
+    def motion_ok(self, cfg: TrackerConfig, threshold: Callable[[int], float]) -> bool:
+        """True when the latest hits move along a straight path, far enough and significantly, both on the
+        sensor and against the background (hot pixels are static on the sensor, clutter in the scene).
+
+        Significance: the fitted velocity v against the scatter s of the hits about the line,
+        |v|^2 * sum((t - mean t)^2) / s^2 >= `threshold(n)` (2 x the F(2, 2(n-2)) quantile of
+        1 - motion_alpha: a static point whose detections merely jitter rarely passes)."""
+        n = len(self.path)
+        if n < max(3, cfg.min_motion_hits):
             return False
         p = np.asarray(self.path)
-        t = p[:, 0] - p[0, 0]
-        span = t[-1]
-        if span <= 0:
-            return False
+        t = p[:, 0] - p[:, 0].mean()
+        stt = float(t @ t)
+        span = p[-1, 0] - p[0, 0]
         for xy in (p[:, 1:3], p[:, 1:3] - p[:, 3:5]):
-            coef = np.polyfit(t, xy, 1)  # (2, 2): slope row, intercept row
-            v = coef[0]
-            resid = xy - (np.outer(t, coef[0]) + coef[1])
-            if (np.hypot(*v) * span < cfg.min_displacement or np.hypot(*v) > cfg.max_speed
-                    or np.sqrt(np.mean(np.sum(resid**2, axis=1))) > cfg.max_motion_residual):
+            v = t @ (xy - xy.mean(axis=0)) / stt
+            resid = xy - xy.mean(axis=0) - np.outer(t, v)
+            rss = float(np.sum(resid**2))
+            speed = float(np.hypot(*v))
+            s2 = max(rss / (2 * (n - 2)), cfg.measurement_std**2)
+            if (speed * span < cfg.min_displacement or speed > cfg.max_speed
+                    or np.sqrt(rss / n) > cfg.max_motion_residual or speed**2 * stt / s2 < threshold(n)):
                 return False
         return True
 
@@ -124,6 +131,8 @@ class Tracker:
         self._next_id = 1
         self._last_frame: Optional[int] = None
         self._shift = np.zeros(2)  # cumulative background motion, px
+        alpha = self.config.motion_alpha
+        self._motion_threshold = lru_cache(maxsize=None)(lambda n: 2.0 * float(f.ppf(1.0 - alpha, 2, 2 * (n - 2))))
 
     # ---------------------------------------------------------------- public API
     def update(self, detections: Detections | None, frame_index: int, timestamp: float,
@@ -217,7 +226,7 @@ class Tracker:
                 window_misses = len(tr.hit_window) - sum(tr.hit_window)
                 if window_misses > cfg.confirm_window - cfg.confirm_hits or not self._inside(x, y, 0.0):
                     continue  # tentative track that failed: dropped silently
-                if tr.misses == 0 and sum(tr.hit_window) >= cfg.confirm_hits and tr.motion_ok(cfg):
+                if tr.misses == 0 and sum(tr.hit_window) >= cfg.confirm_hits and tr.motion_ok(cfg, self._motion_threshold):
                     tr.id = self._next_id
                     self._next_id += 1
                     tr.last_event_frame = frame

@@ -8,6 +8,7 @@ dropped. A gap that never fills (a live stream trimmed unread entries) is skippe
 camera has `window` records waiting behind it or the oldest has waited `gap_timeout_s` (live cameras), or
 `lossless_gap_timeout_s` (replays: only a frame that failed detection again and again is ever skipped).
 A record from a newer ingest run (the ingest worker restarted) resets the camera; older runs' records are stale.
+A camera first seen at a `seq` beyond `join_after` (this track worker started mid-run) starts there.
 """
 from __future__ import annotations
 
@@ -43,8 +44,9 @@ class Reorderer(Generic[T]):
     """Per-camera ordering; `tag` is anything the caller wants back with the record (the stream entry id)."""
 
     def __init__(self, window: int = 32, gap_timeout_s: float = 2.0, lossless_gap_timeout_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 join_after: int = 128, clock: Callable[[], float] = time.monotonic) -> None:
         self.window, self.gap_timeout_s, self.lossless_gap_timeout_s = window, gap_timeout_s, lossless_gap_timeout_s
+        self.join_after = join_after
         self.clock = clock
         self.cameras: dict[str, _Camera[T]] = {}
         self.live: dict[str, bool] = {}
@@ -57,6 +59,8 @@ class Reorderer(Generic[T]):
             if cam is not None:
                 self.restarted.append(env.camera)
             cam = self.cameras[env.camera] = _Camera(env.run)
+            if env.seq > self.join_after:
+                cam.next_seq = env.seq
         elif env.run < cam.run:
             return False
         self.live[env.camera] = env.live

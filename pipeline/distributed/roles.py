@@ -255,7 +255,8 @@ def build_role(role: str, config: PipelineConfig, *, mux, detector_factory: Call
         return [("detect", stage.step)], [batches, out]
     name = consumer_name("track")
     reader = GroupReader(client, detections, TRACK_GROUP, name, threading.Event(), s.claim_idle_s, smetrics, where)
-    reorder: Reorderer[bytes] = Reorderer(s.reorder_window, s.gap_timeout_s, s.lossless_gap_timeout_s)
+    reorder: Reorderer[bytes] = Reorderer(s.reorder_window, s.gap_timeout_s, s.lossless_gap_timeout_s,
+                                          join_after=2 * (s.in_flight + s.frames_maxlen))
     inp = OrderedDetections(reader, reorder, stop, cameras, smetrics, StatsPoller(client, [detections], smetrics))
     stage = TrackStage(make_tracker, inp, emit, cameras, metrics)
     inp.on_restart = lambda cam: stage.trackers.pop(cam, None)
