@@ -2,12 +2,17 @@
 and the latency each Redis Streams hop adds (p50 / p99).
 
     python benchmarks/distributed_throughput.py [--frames 60] [--workers 1,2,3] [--weights PATH] [--json out.json]
+        [--parts throughput,single,ingest,hops]
 
 Throughput: a private redis-server on loopback, `python -m pipeline run configs/distributed.yaml` as one ingest,
-N detect and one track process replaying the first `--frames` frames of samples/sample losslessly; time from
-the ingest's start to the track worker's exit. Each detect worker gets one torch thread (OMP_NUM_THREADS=1) so N
+N detect and one track process replaying the first `--frames` frames of samples/sample losslessly; timed from the
+first frame a detect worker reads to the last record the track worker acknowledges (process start-up and model
+loading excluded). Each detect worker gets one torch thread (OMP_NUM_THREADS=1) so N
 workers use N cores. The detector is the shipped `fast` model, or (no trained weights yet) the same
 architecture with untrained weights: identical compute, no detections.
+
+Ingest: one ingest worker alone (nothing downstream, window wide open) publishing the whole 200-frame sample
+video: decode + compress + XADD frames per second, i.e. how many cameras one ingest worker carries.
 
 Hop latency: frames (640x512 uint8 from the sample) and detection records sent through the transport itself
 (codec + `StreamWriter` -> `GroupReader` in another process) at 25 per second, unloaded: encode (zlib) +
@@ -124,11 +129,20 @@ def run_distributed(n: int, url: str, env: dict, tmp: Path, frames: int) -> dict
         except redis.ResponseError:
             pass
         time.sleep(0.2)
-    time.sleep(1.0)
-    t0 = time.perf_counter()
     ingest = pipeline("ingest", env, tmp / f"ingest{n}.log")
+    # the clock runs from the first frame a detect worker reads to the last record the tracker acknowledges
+    # (process start-up, model loading and the sequence's decoding start are outside it)
+    t0 = t1 = None
+    while track.poll() is None and t1 is None:
+        read = _entries_read(r, f"{prefix}:frames", "detect")
+        if t0 is None and read > 0:
+            t0 = time.perf_counter()
+        if t0 is not None and _entries_read(r, f"{prefix}:detections", "track") >= frames + 1 and \
+                r.xlen(f"{prefix}:detections") == 0 and r.xlen(f"{prefix}:frames") == 0:
+            t1 = time.perf_counter()
+        time.sleep(0.01)
     code = track.wait(900)
-    elapsed = time.perf_counter() - t0
+    elapsed = (t1 or time.perf_counter()) - (t0 or 0)
     ingest.wait(30)
     for p in detects:
         p.terminate()
@@ -139,14 +153,46 @@ def run_distributed(n: int, url: str, env: dict, tmp: Path, frames: int) -> dict
     return {"detect_workers": n, "frames": frames, "elapsed_s": round(elapsed, 2), "fps": round(frames / elapsed, 2)}
 
 
+def _entries_read(r, stream: str, group: str) -> int:
+    try:
+        groups = r.xinfo_groups(stream)
+    except Exception:  # noqa: BLE001 - not created yet
+        return 0
+    for g in groups:
+        if g["name"] in (group, group.encode()):
+            return int(g.get("entries-read") or 0)
+    return 0
+
+
 def run_single(env: dict, tmp: Path, frames: int) -> dict:
+    """The same replay in one process (one torch thread), timed with its start-up (for orientation only)."""
     t0 = time.perf_counter()
     p = pipeline(None, {**env, "OMP_NUM_THREADS": "1", "ALERTS_OUT": str(tmp / "alerts_single.jsonl")},
                  tmp / "single.log")
     if p.wait(900) != 0:
         raise SystemExit(f"single-process run failed:\n{(tmp / 'single.log').read_text()[-2000:]}")
     elapsed = time.perf_counter() - t0  # includes process start and model load, unlike the distributed runs
-    return {"frames": frames, "elapsed_s": round(elapsed, 2), "fps": round(frames / elapsed, 2)}
+    return {"frames": frames, "elapsed_s_with_startup": round(elapsed, 2), "fps_with_startup": round(frames / elapsed, 2)}
+
+
+def run_ingest(url: str, env: dict, tmp: Path) -> dict:
+    import redis
+    from tracking.sequences import open_sequence
+    r = redis.Redis.from_url(url)
+    frames = open_sequence(SAMPLE).length
+    env = {**env, "SEQUENCE": str(SAMPLE), "STREAMS_PREFIX": "ingest"}
+    p = pipeline("ingest", env, tmp / "ingest_only.log", ["--set", "streams.in_flight=1000",
+                                                          "--set", "streams.detections_maxlen=2000"])
+    t0 = None
+    while p.poll() is None:
+        n = r.xlen("ingest:frames")
+        if t0 is None and n > 0:
+            t0, n0 = time.perf_counter(), n
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - t0
+    assert r.xlen("ingest:frames") == frames + 1, (tmp / "ingest_only.log").read_text()[-2000:]
+    return {"frames": frames, "source": "samples/sample/video.mp4 (H.264)", "elapsed_s": round(elapsed, 2),
+            "fps": round((frames - n0) / elapsed, 1)}
 
 
 # ---------------------------------------------------------------- hop latency
@@ -155,6 +201,7 @@ def _consume(url: str, stream: str, n: int, out) -> None:
     from pipeline.distributed.codec import decode
     from pipeline.distributed.streams import GroupReader, connect
     reader = GroupReader(connect(url), stream, "bench", "c", threading.Event())
+    out.put("ready")
     lat: list[float] = []
     while len(lat) < n:
         for eid, fields in reader.read(16, 0.5) or []:
@@ -177,7 +224,7 @@ def hop_latency(url: str, kind: str, images: list[np.ndarray], n: int, rate: flo
     q = ctx.Queue()
     proc = ctx.Process(target=_consume, args=(url, stream, n, q))
     proc.start()
-    time.sleep(2.0)
+    assert q.get(timeout=300) == "ready"
     writer = StreamWriter(client, stream, 10_000, threading.Event())
     dets = Detections(np.random.default_rng(0).uniform(0, 500, (4, 2)), np.full((4, 2), 3.0), np.full(4, 0.8))
     encode_s = []
@@ -206,7 +253,7 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2,3")
     ap.add_argument("--weights", help="detector checkpoint (default: shipped fast, else untrained fast)")
     ap.add_argument("--hop-entries", type=int, default=200)
-    ap.add_argument("--no-single", action="store_true", help="skip the single-process reference")
+    ap.add_argument("--parts", default="throughput,single,ingest,hops", help="what to measure")
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
     if shutil.which("redis-server") is None:
@@ -222,16 +269,21 @@ def main() -> None:
         result: dict = {"machine": f"{os.cpu_count()} CPU cores, shared (load average "
                                    f"{os.getloadavg()[0]:.1f} at start)", "detector": what,
                         "frame_size": f"{images[0].shape[1]}x{images[0].shape[0]}", "throughput": []}
-        for n in [int(x) for x in args.workers.split(",")]:
-            result["throughput"].append(run_distributed(n, url, env, tmp, len(images)))
-            print(json.dumps(result["throughput"][-1]), flush=True)
-        base = result["throughput"][0]["fps"]
-        for row in result["throughput"]:
-            row["ratio_vs_first"] = round(row["fps"] / base, 2)
-        if not args.no_single:
+        parts = set(args.parts.split(","))
+        if "throughput" in parts:
+            for n in [int(x) for x in args.workers.split(",")]:
+                result["throughput"].append(run_distributed(n, url, env, tmp, len(images)))
+                print(json.dumps(result["throughput"][-1]), flush=True)
+            base = result["throughput"][0]["fps"]
+            for row in result["throughput"]:
+                row["ratio_vs_first"] = round(row["fps"] / base, 2)
+        if "single" in parts:
             result["single_process"] = run_single(env, tmp, len(images))
-        result["hops"] = [hop_latency(url, "frames", images, args.hop_entries),
-                          hop_latency(url, "detections", images, args.hop_entries)]
+        if "ingest" in parts:
+            result["ingest_worker"] = run_ingest(url, env, tmp)
+        if "hops" in parts:
+            result["hops"] = [hop_latency(url, "frames", images, args.hop_entries),
+                              hop_latency(url, "detections", images, args.hop_entries)]
         result["load_average_end"] = round(os.getloadavg()[0], 1)
     finally:
         redis_proc.kill()

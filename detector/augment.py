@@ -12,7 +12,7 @@ from PIL import Image
 
 from .datasets import Sample
 from .encoding import encode_targets
-from .imageio import IMAGE_SUFFIXES, load_grey, normalize
+from .imageio import IMAGE_SUFFIXES, frame_stats, load_grey, normalize
 from .synthetic import inject_targets
 
 
@@ -53,6 +53,8 @@ class TrainSet(torch.utils.data.Dataset):
         self.backgrounds = []
         if backgrounds and Path(backgrounds).is_dir():
             self.backgrounds = [load_grey(p) for p in sorted(Path(backgrounds).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+        # a crop of a background is normalised with the whole frame's statistics, as at inference
+        self.background_stats = [frame_stats(b) for b in self.backgrounds]
         self.background_share = background_share if self.backgrounds else 0.0
 
     def __len__(self) -> int:
@@ -64,7 +66,8 @@ class TrainSet(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
         if rng.random() < self.background_share:
-            bg = self.backgrounds[rng.integers(len(self.backgrounds))]
+            k = int(rng.integers(len(self.backgrounds)))
+            bg, stats = self.backgrounds[k], self.background_stats[k]
             y0 = rng.integers(0, max(1, bg.shape[0] - 2 * self.crop))
             x0 = rng.integers(0, max(1, bg.shape[1] - 2 * self.crop))
             region = bg[y0:y0 + 2 * self.crop, x0:x0 + 2 * self.crop].astype(np.float32)
@@ -73,13 +76,14 @@ class TrainSet(torch.utils.data.Dataset):
                 region = region + rng.normal(0, rng.uniform(0.3, 2.0) * grey, region.shape).astype(np.float32)
             image, cents, boxes = inject_targets(region, rng, int(rng.integers(0, 5)))
         else:
+            stats = None
             s = self.samples[rng.integers(len(self.samples))]
             grey = 257.0 if s.image.dtype == np.uint16 else 1.0
             image, cents, boxes = s.image.astype(np.float32), s.centroids, s.boxes
             if rng.random() < 0.3:  # extra synthetic targets in a real scene
                 image, c2, b2 = inject_targets(image, rng, int(rng.integers(1, 3)))
                 cents, boxes = np.concatenate([cents, c2]), np.concatenate([boxes, b2])
-        image = normalize(_sensor_effects(image, rng, grey))
+        image = normalize(_sensor_effects(image, rng, grey), stats)
         k = rng.uniform(*self.scale)
         if abs(k - 1) > 0.02:
             h, w = image.shape

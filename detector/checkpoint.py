@@ -41,6 +41,12 @@ def resolve_weights(weights: str | Path | None) -> Path:
     return path
 
 
+def operating_threshold(weights: str | Path | None) -> float:
+    """The threshold chosen on val and stored in the checkpoint."""
+    _, meta = load_checkpoint(weights)
+    return float(meta.get("threshold", 0.5))
+
+
 def load_checkpoint(weights: str | Path | None) -> tuple[nn.Module, dict[str, Any]]:
     """Load a checkpoint written by `save_checkpoint`; returns (model in eval mode, meta)."""
     path = resolve_weights(weights)

@@ -84,20 +84,25 @@ def _voc_centroids(path: Path) -> np.ndarray:
 
 
 def read_sirst(root: str | Path, split: str) -> list[Sample]:
-    """SIRST layout: images/, masks/, boxes/ (VOC), centroids/ (xml), splits/{split}.txt."""
+    """SIRST layout: images/, masks/, boxes/ (VOC), centroids/ (xml), splits/{split}.txt.
+
+    The masks are the pixel truth: targets are their components, with intensity-weighted centroids. The
+    xml files of the SIRST-V2 release are 1-based (centroids +1 px, boxes [x0+1, y0+1, x1+2, y1+2] against the
+    masks, measured over all 533 targets), so they are used only when an image has no mask, shifted back.
+    """
     root = Path(root)
     samples = []
     for name in _read_split(root, split):
         image = load_grey(_find_image(root / "images", name))
-        box_file, cent_file = root / "boxes" / f"{name}.xml", root / "centroids" / f"{name}.xml"
-        if box_file.is_file():
-            boxes = _voc_boxes(box_file)
-            cents = _voc_centroids(cent_file) if cent_file.is_file() else np.array(
-                [centroid_in_box(image, b) for b in boxes]).reshape(-1, 2)
-            if len(cents) != len(boxes):  # files disagree: trust the mask
-                cents, boxes = components(load_grey(_find_image(root / "masks", name)), image)
-        else:
+        try:
             cents, boxes = components(load_grey(_find_image(root / "masks", name)), image)
+        except DetectorError:
+            box_file, cent_file = root / "boxes" / f"{name}.xml", root / "centroids" / f"{name}.xml"
+            if not box_file.is_file():
+                raise DetectorError(f"{root}: {name!r} has neither a mask nor a box file") from None
+            boxes = _voc_boxes(box_file) - [1, 1, 2, 2]
+            cents = (_voc_centroids(cent_file) - 1 if cent_file.is_file()
+                     else np.array([centroid_in_box(image, b) for b in boxes]).reshape(-1, 2))
         samples.append(Sample(name, image, cents, boxes))
     return samples
 

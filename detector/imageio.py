@@ -49,14 +49,21 @@ def load_grey(path: str | Path) -> np.ndarray:
         raise DetectorError(f"{path}: not a readable image ({exc.__class__.__name__})") from None
 
 
-def normalize(img: np.ndarray) -> np.ndarray:
-    """Per-frame standardisation to float32 (zero mean, unit std): the same for 8- and 16-bit input.
-
-    Recorded in checkpoints as preprocessing mode `standardize`.
-    """
+def frame_stats(img: np.ndarray) -> tuple[float, float]:
+    """Mean and (floored) std of a whole frame: the statistics `normalize` uses."""
     x = np.asarray(img, dtype=np.float32)
     mean, std = float(x.mean()), float(x.std())
-    return (x - mean) / max(std, 1e-3 * max(abs(mean), 1.0), 1e-6)
+    return mean, max(std, 1e-3 * max(abs(mean), 1.0), 1e-6)
+
+
+def normalize(img: np.ndarray, stats: tuple[float, float] | None = None) -> np.ndarray:
+    """Per-frame standardisation to float32 (zero mean, unit std): the same for 8- and 16-bit input.
+
+    `stats` (mean, std) of the whole frame, when `img` is a part of it. Recorded in checkpoints as
+    preprocessing mode `standardize`.
+    """
+    mean, std = stats if stats is not None else frame_stats(img)
+    return (np.asarray(img, dtype=np.float32) - mean) / std
 
 
 PREPROCESSING = {"mode": "standardize", "channels": 1, "pad_multiple": 32}

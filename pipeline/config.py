@@ -92,6 +92,8 @@ class CameraConfig(Base):
     no_frame_timeout_min_s: float = Field(2.0, gt=0)
     reconnect: ReconnectConfig = ReconnectConfig()
     queue_size: int = Field(8, ge=1, description="frames buffered per lossless camera")
+    ego_motion: bool = Field(True, description="measure the platform's drift (20-40 ms a frame) so that static "
+                                               "clutter on a moving camera cannot alert; false for fixed mounts")
 
     @property
     def live(self) -> bool:

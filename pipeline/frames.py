@@ -25,6 +25,7 @@ class Frame:
     captured_at: float
     timestamp: float
     image: np.ndarray
+    scene_shift: tuple[float, float] | None = None  # scene offset since the camera's first frame, px
 
     @property
     def size(self) -> tuple[int, int]:

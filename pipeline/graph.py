@@ -41,17 +41,34 @@ def load_detector(config: PipelineConfig) -> Any:
         raise StartupError(f"detector package unavailable: {e}") from None
     d = config.detector
     try:
-        det = Detector.load(d.weights, device=d.device, threshold=d.threshold)
+        # the detector reports down to the tracker's low_score (see `tracker_config`)
+        det = Detector.load(d.weights, device=d.device, threshold=tracker_config(config).low_score)
     except (ValueError, OSError, RuntimeError) as e:
         raise StartupError(f"detector: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     log.info("detector %s on %s", getattr(det, "variant", "?"), getattr(det, "device", "?"))
     return det
 
 
+def tracker_config(config: PipelineConfig) -> Any:
+    """The tracker settings fed by this run's detector: its operating threshold (the config's, else the one
+    chosen on val and stored in the checkpoint) becomes `high_score` unless the config sets one."""
+    threshold = config.detector.threshold
+    if threshold is None:
+        from detector import DetectorError
+        from detector.checkpoint import operating_threshold
+
+        try:
+            threshold = operating_threshold(config.detector.weights)
+        except DetectorError as e:
+            raise StartupError(f"detector: {e}") from None
+    return config.tracker.fed_by(threshold)
+
+
 def default_tracker_factory(config: PipelineConfig) -> Callable[[tuple[int, int]], Any]:
     from tracking import Tracker
 
-    return lambda size: Tracker(config.tracker, frame_size=size)
+    settings = tracker_config(config)
+    return lambda size: Tracker(settings, frame_size=size)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typing import Iterator
 import av
 import numpy as np
 
+from tracking.egomotion import SceneMotion
 from pipeline.config import CameraConfig, FileSource, ImagesSource, RtspSource, SequenceSource, redact_url
 from pipeline.frames import EndOfStream, Frame
 from pipeline.health import FAILED, FINISHED, OFFLINE, ONLINE, RECONNECTING
@@ -96,6 +97,7 @@ class CameraReader:
         self.last_timestamp = 0.0
         self.expected_size = (config.width, config.height) if config.width and config.height else None
         self._size_warned = 0.0
+        self._scene = SceneMotion() if config.ego_motion else None
         self._rate = None
         if metrics is not None:
             from pipeline.metrics import RateMeter
@@ -130,7 +132,8 @@ class CameraReader:
         else:
             timestamp = (self.index - 1) / (fps or self.config.fps or DEFAULT_FPS)
         self.last_timestamp = timestamp
-        frame = Frame(self.name, self.index, pts, captured, timestamp, image)
+        scene = self._scene.update(image) if self._scene is not None else None
+        frame = Frame(self.name, self.index, pts, captured, timestamp, image, scene)
         return self.mux.put(frame, self.stop) and not self.stop.is_set()
 
     def _end(self, error: str | None = None) -> None:
@@ -188,6 +191,8 @@ class CameraReader:
                 reason = f"read failed: {_av_message(e)}"
             if self.stop.is_set():
                 return
+            if self._scene is not None:
+                self._scene.reset()
             attempt += 1
             if attempt == 1:
                 self.health.set(self.name, OFFLINE, reason)

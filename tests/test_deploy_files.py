@@ -5,7 +5,6 @@ Kubernetes cluster here: this is all that is checked.)"""
 from __future__ import annotations
 
 import re
-import shlex
 from pathlib import Path
 
 import pytest
@@ -157,5 +156,4 @@ def test_distributed_config_validates_for_every_role(role):
 def test_apt_packages_keep_what_ci_installs():
     lines = (DEPLOY / "apt-packages.txt").read_text().split()
     assert "redis-server" in lines and "ffmpeg" in lines
-    ci = (REPO / ".ci" / "run").read_text()
-    assert "deploy/apt-packages.txt" in ci and shlex.split("apt-get install") [0] in ci
+    assert "deploy/apt-packages.txt" in (REPO / ".ci" / "run").read_text()

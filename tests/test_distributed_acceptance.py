@@ -4,8 +4,7 @@ worker is killed with SIGKILL mid-run. The run must finish, every frame must be 
 alerts must equal those of the single-process run of the same config.
 
 The detector is the tests' `FakeDetector` (no trained weights on this machine yet: the subprocesses run through
-tests/distributed_worker.py); ITD_TEST_WEIGHTS=path runs the real model instead (slower; see deploy/README_SECTION.md
-on batch composition)."""
+tests/distributed_worker.py); ITD_TEST_WEIGHTS=path runs the real model instead (slower)."""
 from __future__ import annotations
 
 import json
@@ -87,11 +86,14 @@ def test_distributed_run_survives_a_killed_detect_worker(tmp_path, redis_server)
         victim_name = f"detect-{os.uname().nodename}-{victim.pid}"
         deadline, killed_holding = time.monotonic() + 90, 0
         while time.monotonic() < deadline:
-            held = r.xpending_range("itd:frames", "detect", "-", "+", 100, consumername=victim_name)
-            if held and _progress(ports[0]) >= FRAMES // 3:
-                victim.send_signal(signal.SIGKILL)
-                killed_holding = len(held)
-                break
+            if _progress(ports[0]) >= FRAMES // 3:
+                victim.send_signal(signal.SIGSTOP)  # frozen: what it holds cannot change any more
+                held = r.xpending_range("itd:frames", "detect", "-", "+", 100, consumername=victim_name)
+                if held:
+                    victim.send_signal(signal.SIGKILL)
+                    killed_holding = len(held)
+                    break
+                victim.send_signal(signal.SIGCONT)
             time.sleep(0.01)
         assert killed_holding, "the victim never held frames mid-run"
         victim.wait(10)

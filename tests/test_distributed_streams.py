@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import run_cli
 from detector.detections import Detections
 from pipeline.distributed.codec import Envelope, decode, encode_detected, encode_frame
 from pipeline.distributed.reorder import Reorderer
@@ -117,8 +117,17 @@ def test_dead_consumer_entries_are_reclaimed_and_acked_entries_deleted(redis_ser
     claimed = b.read(10, 0.1)
     assert [e for e, _ in claimed] == [e for e, _ in got_a]
     assert m.claimed.labels("s")._value.get() == 2
-    b.ack([eid for eid, _ in claimed])
-    assert client.xlen("s") == 0 and client.xpending("s", "g")["pending"] == 0
+    w.add(encode_frame(frame(5), env(5)), live=False)
+    (slow,) = b.read(10, 0.1)  # b works on it for longer than claim_idle_s ...
+    time.sleep(0.4)
+    b._next_claim = 0
+    assert b.read(10, 0.05) == []  # ... and does not hand it out to itself again
+    b.release([slow[0]])  # gave up on it (detection failed): retried once idle
+    time.sleep(0.4)
+    b._next_claim = 0
+    assert [e for e, _ in b.read(10, 0.05)] == [slow[0]]
+    b.ack([eid for eid, _ in claimed] + [slow[0]])
+    assert client.xlen("s") == 0 and client.xpending("s", "g")["pending"] == 0 and not b.held
 
 
 def test_duplicate_detections_reach_the_tracker_once(redis_server):
@@ -190,3 +199,25 @@ def test_unreachable_redis_and_bad_role_are_one_line_errors():
         lines = [ln for ln in r.stderr.splitlines() if " INFO " not in ln]
         assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and msg in lines[0], r.stderr
         assert "Traceback" not in r.stderr
+
+
+@pytest.mark.timeout(60)
+def test_workers_ride_out_a_redis_restart_and_recreate_their_groups(redis_server, caplog):
+    client = connect(redis_server.url, timeout_s=0.5)
+    stop = threading.Event()
+    m = StreamMetrics(Metrics().registry)
+    reader = GroupReader(client, "s", "g", "a", stop, metrics=m)
+    writer = StreamWriter(client, "s", 100, stop, metrics=m)
+    redis_server.stop()
+    got: list = []
+    t = threading.Thread(target=lambda: got.append(reader.read(5, 0.1)))
+    t.start()
+    time.sleep(0.8)
+    assert t.is_alive() and m.redis_up._value.get() == 0  # waiting, not failing
+    redis_server.start()  # back, empty: no stream, no group
+    t.join(15)
+    assert got == [[]] and m.redis_up._value.get() == 1
+    writer.add(encode_frame(frame(1), env(1)), live=False)
+    (entry,) = reader.read(5, 0.5)
+    reader.ack([entry[0]])
+    assert "unreachable" in caplog.text and "reachable again" in caplog.text and "recreating them" in caplog.text

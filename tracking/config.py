@@ -41,7 +41,7 @@ class TrackerConfig(BaseModel):
                                description="A track lost within this many px of the frame edge ends as 'left_view' "
                                            "(else 'lost').")
     # Motion check before alerting
-    min_displacement: float = Field(2.5, ge=0.0, le=1000.0,
+    min_displacement: float = Field(3.0, ge=0.0, le=1000.0,
                                     description="Net motion (px) over the motion window needed before a track may "
                                                 "alert; rejects hot pixels and static clutter.")
     motion_window: int = Field(15, ge=2, le=500,
@@ -59,6 +59,16 @@ class TrackerConfig(BaseModel):
                                  description="Frames between 'update' events of a track (0: no update events).")
     box_smoothing: float = Field(0.3, gt=0.0, le=1.0,
                                  description="Weight of a new detection in the exponential average of the box size.")
+
+    def fed_by(self, detector_threshold: float) -> "TrackerConfig":
+        """This config fed by a detector whose operating threshold is `detector_threshold` (ByteTrack style).
+
+        The detector reports everything down to `low_score`; unless `high_score` was set explicitly, the
+        detector's own threshold becomes `high_score`, so only what the detector would report starts tracks.
+        """
+        if "high_score" in self.model_fields_set:
+            return self
+        return self.model_copy(update={"high_score": max(self.low_score, min(1.0, float(detector_threshold)))})
 
     @model_validator(mode="after")
     def _check(self) -> "TrackerConfig":

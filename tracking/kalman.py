@@ -1,6 +1,8 @@
 """Constant-velocity Kalman filter for a point target (filterpy), state (x, y, vx, vy), units px and frames."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from filterpy.common import Q_discrete_white_noise
 from filterpy.kalman import KalmanFilter
@@ -18,15 +20,28 @@ def make_filter(x: float, y: float, measurement_std: float, init_velocity_std: f
     return kf
 
 
+@lru_cache(maxsize=64)
+def _transition(dt: float, process_std: float) -> tuple[np.ndarray, np.ndarray]:
+    F = np.array([[1.0, 0.0, dt, 0.0], [0.0, 1.0, 0.0, dt], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    # block_size=2 with order_by_dim=False gives the (x, y, vx, vy) ordering
+    Q = Q_discrete_white_noise(dim=2, dt=dt, var=process_std**2, block_size=2, order_by_dim=False)
+    F.flags.writeable = False
+    Q.flags.writeable = False
+    return F, Q
+
+
 def predict(kf: KalmanFilter, dt: float, process_std: float) -> None:
     """Advance the filter by `dt` frames under white-noise acceleration of std `process_std`."""
-    kf.F = np.array([[1.0, 0.0, dt, 0.0], [0.0, 1.0, 0.0, dt], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
-    # block_size=2 with order_by_dim=False gives the (x, y, vx, vy) ordering
-    kf.Q = Q_discrete_white_noise(dim=2, dt=dt, var=process_std**2, block_size=2, order_by_dim=False)
-    kf.predict()
+    F, Q = _transition(float(dt), float(process_std))
+    kf.predict(F=F, Q=Q)
 
 
-def innovation(kf: KalmanFilter, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Residuals (M, 2) of measurements `z` against the predicted position, and the innovation covariance S."""
-    S = kf.H @ kf.P @ kf.H.T + kf.R
-    return np.asarray(z, float).reshape(-1, 2) - kf.x[:2], S
+def gate_distances(filters: list[KalmanFilter], z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Squared Mahalanobis distances (T, M) of measurements `z` (M, 2) to each filter's predicted position,
+    and ln|S| (T,) of each innovation covariance S = H P H' + R."""
+    pos = np.array([kf.x[:2] for kf in filters])
+    S = np.array([kf.P[:2, :2] + kf.R for kf in filters])  # H selects the position block
+    det = S[:, 0, 0] * S[:, 1, 1] - S[:, 0, 1] * S[:, 1, 0]
+    inv = np.stack([S[:, 1, 1], -S[:, 0, 1], -S[:, 1, 0], S[:, 0, 0]], axis=1).reshape(-1, 2, 2) / det[:, None, None]
+    r = np.asarray(z, float).reshape(1, -1, 2) - pos[:, None, :]
+    return np.einsum("tmi,tij,tmj->tm", r, inv, r), np.log(det)

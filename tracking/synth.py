@@ -60,7 +60,8 @@ class SynthConfig(BaseModel):
         return self
 
 
-def _background_files(background: Optional[str]) -> list[Path]:
+def background_files(background: Optional[str]) -> list[Path]:
+    """The background images to draw from: a file, the images in a folder, or the shared default folder."""
     p = Path(background) if background else DEFAULT_BACKGROUNDS
     if background is None and not p.is_dir():
         raise SequenceError(f"{p}: default background folder absent; pass --background PATH_OR_DIR")
@@ -140,7 +141,7 @@ def _ring_stats(frame: np.ndarray, cx: float, cy: float, r_in: float) -> tuple[f
 def render(cfg: SynthConfig) -> tuple[ArraySequence, dict[str, str]]:
     """Render a sequence in memory: (ArraySequence with gt incl. per-frame SCR, info for seqinfo.ini)."""
     rng = np.random.default_rng(cfg.seed)
-    files = _background_files(cfg.background)
+    files = background_files(cfg.background)
     bg_file = files[int(rng.integers(len(files)))]
     with Image.open(bg_file) as im:
         bg = to_grey(im).astype(np.float32)

@@ -86,23 +86,26 @@ class _Track:
         """True when the latest hits move along a straight path, far enough and significantly, both on the
         sensor and against the background (hot pixels are static on the sensor, clutter in the scene).
 
-        Significance: the fitted velocity v against the scatter s of the hits about the line,
+        Far enough: the mean of the last k hits lies `min_displacement` px from the mean of the first k
+        (k = n // 3, 1 to 3), which a detector's jumps between grid positions on static clutter do not reach.
+        Significantly: for the fitted velocity v and the scatter s of the hits about the line,
         |v|^2 * sum((t - mean t)^2) / s^2 >= `threshold(n)` (2 x the F(2, 2(n-2)) quantile of
-        1 - motion_alpha: a static point whose detections merely jitter rarely passes)."""
+        1 - motion_alpha), so a static point whose detections merely jitter rarely passes."""
         n = len(self.path)
         if n < max(3, cfg.min_motion_hits):
             return False
         p = np.asarray(self.path)
         t = p[:, 0] - p[:, 0].mean()
         stt = float(t @ t)
-        span = p[-1, 0] - p[0, 0]
+        k = min(3, max(1, n // 3))
         for xy in (p[:, 1:3], p[:, 1:3] - p[:, 3:5]):
             v = t @ (xy - xy.mean(axis=0)) / stt
             resid = xy - xy.mean(axis=0) - np.outer(t, v)
             rss = float(np.sum(resid**2))
             speed = float(np.hypot(*v))
             s2 = max(rss / (2 * (n - 2)), cfg.measurement_std**2)
-            if (speed * span < cfg.min_displacement or speed > cfg.max_speed
+            moved = float(np.hypot(*(xy[-k:].mean(axis=0) - xy[:k].mean(axis=0))))
+            if (moved < cfg.min_displacement or speed > cfg.max_speed
                     or np.sqrt(rss / n) > cfg.max_motion_residual or speed**2 * stt / s2 < threshold(n)):
                 return False
         return True
@@ -202,12 +205,8 @@ class Tracker:
         """Hungarian assignment of `tracks` to `dets` on d^2 + ln|S| within the chi-square gate."""
         if not tracks or len(dets) == 0:
             return {}
-        cost = np.full((len(tracks), len(dets)), _BIG)
-        for r, i in enumerate(tracks):
-            resid, S = kalman.innovation(self._tracks[i].kf, xy[dets])
-            d2 = np.einsum("ni,ij,nj->n", resid, np.linalg.inv(S), resid)
-            ok = d2 <= gate
-            cost[r, ok] = d2[ok] + np.log(np.linalg.det(S))
+        d2, logdet = kalman.gate_distances([self._tracks[i].kf for i in tracks], xy[dets])
+        cost = np.where(d2 <= gate, d2 + logdet[:, None], _BIG)
         rows, cols = linear_sum_assignment(cost)
         return {tracks[r]: int(dets[c]) for r, c in zip(rows, cols) if cost[r, c] < _BIG}
 
@@ -226,7 +225,8 @@ class Tracker:
                 window_misses = len(tr.hit_window) - sum(tr.hit_window)
                 if window_misses > cfg.confirm_window - cfg.confirm_hits or not self._inside(x, y, 0.0):
                     continue  # tentative track that failed: dropped silently
-                if tr.misses == 0 and sum(tr.hit_window) >= cfg.confirm_hits and tr.motion_ok(cfg, self._motion_threshold):
+                if (tr.misses == 0 and sum(tr.hit_window) >= cfg.confirm_hits
+                        and tr.motion_ok(cfg, self._motion_threshold)):
                     tr.id = self._next_id
                     self._next_id += 1
                     tr.last_event_frame = frame

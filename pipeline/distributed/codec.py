@@ -57,7 +57,9 @@ def _frame_meta(f: Frame) -> Fields:
         raise ValueError(f"frame {f.camera}#{f.index}: expected 2-D uint8/uint16, got {dt} {f.image.shape}")
     return {b"index": str(f.index).encode(), b"pts": _num(f.pts), b"captured_at": _num(f.captured_at),
             b"timestamp": _num(f.timestamp), b"dtype": f"u{dt.itemsize}".encode(),
-            b"h": str(f.image.shape[0]).encode(), b"w": str(f.image.shape[1]).encode()}
+            b"h": str(f.image.shape[0]).encode(), b"w": str(f.image.shape[1]).encode(),
+            b"sx": _num(f.scene_shift[0] if f.scene_shift else None),
+            b"sy": _num(f.scene_shift[1] if f.scene_shift else None)}
 
 
 def _end(end: EndOfStream, env: Envelope) -> Fields:
@@ -94,8 +96,9 @@ def _decode_end(f: Fields) -> EndOfStream:
 
 
 def _frame(f: Fields, image: np.ndarray) -> Frame:
+    sx, sy = _opt(f.get(b"sx", b"")), _opt(f.get(b"sy", b""))
     return Frame(f[b"camera"].decode(), int(f[b"index"]), _opt(f[b"pts"]), float(f[b"captured_at"]),
-                 float(f[b"timestamp"]), image)
+                 float(f[b"timestamp"]), image, None if sx is None or sy is None else (sx, sy))
 
 
 def decode(f: Fields) -> tuple[Record, Envelope]:

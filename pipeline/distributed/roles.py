@@ -45,7 +45,6 @@ class FramePublisher:
         self.metrics, self.poller = metrics, poller
         self.run_id = time.time_ns()
         self.seq: dict[str, int] = {}
-        self.aborted = threading.Event()
 
     def step(self) -> bool:
         self.poller.tick()
@@ -59,7 +58,7 @@ class FramePublisher:
             dropped = self.writer.add(encode_frame(item, env, self.level), self.live[cam])
             if dropped is None:
                 raise Aborted()
-            if dropped and self.metrics:
+            if dropped and self.metrics:  # counted at the camera whose frame pushed them out
                 self.metrics.dropped.labels(cam, "stream").inc(dropped)
         return True
 
@@ -77,7 +76,9 @@ class StreamBatches:
         self.entries: dict[int, tuple[bytes, Envelope]] = {}  # id(record) -> (entry id, envelope)
 
     def get_batch(self, max_frames: int, timeout: float) -> list[tuple[Any, float]] | None:
-        self.entries.clear()  # anything not published by now failed detection: left pending, reclaimed later
+        if self.entries:  # not published by now: detection failed; left pending, retried once idle
+            self.reader.release([eid for eid, _ in self.entries.values()])
+            self.entries.clear()
         self.poller.tick()
         if self.stop.is_set():
             return None
@@ -114,18 +115,31 @@ class DetectionPublisher:
         fields = encode_detected(item, dataclasses.replace(env, sent_at=None))
         w, r = self.writer, self.batches.reader
 
-        def publish() -> None:
+        def publish() -> bool:
             pipe = w.client.pipeline(transaction=False)
             pipe.xadd(w.stream, fields, maxlen=w.maxlen, approximate=True)
             pipe.xack(r.stream, r.group, eid)
             pipe.xdel(r.stream, eid)
             pipe.execute()
+            return True
 
-        if w.retry.call(publish) is None and w.stop.is_set():
+        if w.retry.call(publish) is None:  # aborted during a Redis outage
             raise Aborted()
+        r.held.discard(eid)
 
     def abort(self) -> None:
         self.writer.stop.set()
+
+
+@dataclasses.dataclass
+class _Tally:
+    """What one camera's stream delivered to the tracker (logged at the camera's end)."""
+
+    frames: int = 0
+    first: int = 0
+    last: int = 0
+    duplicates: int = 0
+    missing: int = 0
 
 
 class OrderedDetections:
@@ -139,7 +153,7 @@ class OrderedDetections:
         self.reader, self.reorder, self.stop, self.smetrics, self.poller = reader, reorder, stop, smetrics, poller
         self.open = set(cameras)
         self.on_restart = on_restart
-        self.tally: dict[str, list[int]] = {}  # camera -> [frames, first index, last index, duplicates, missing]
+        self.tally: dict[str, _Tally] = {}
         self._done: bytes | None = None
         self.aborted = threading.Event()
 
@@ -157,21 +171,21 @@ class OrderedDetections:
                 return None
         record = released.record
         cam = record.camera if isinstance(record, EndOfStream) else record.frame.camera
-        t = self.tally.setdefault(cam, [0, 0, 0, 0, 0])
+        t = self.tally.setdefault(cam, _Tally())
         if released.skipped:
             log.warning("camera %s: %d frames never reached the tracker (stream trimmed or lost)", cam,
                         released.skipped)
             self.smetrics.skipped.labels(cam).inc(released.skipped)
-            t[4] += released.skipped
+            t.missing += released.skipped
         if isinstance(record, EndOfStream):
             self.open.discard(cam)
             log.info("camera %s ended: %d frames tracked in order (frames %d-%d), %d duplicates dropped, "
-                     "%d never arrived", cam, t[0], t[1], t[2], t[3], t[4])
+                     "%d never arrived", cam, t.frames, t.first, t.last, t.duplicates, t.missing)
             self.tally.pop(cam)
         else:
-            t[0] += 1
-            t[1] = t[1] or record.frame.index
-            t[2] = record.frame.index
+            t.frames += 1
+            t.first = t.first or record.frame.index
+            t.last = record.frame.index
         self._done = released.tag
         return record
 
@@ -188,7 +202,7 @@ class OrderedDetections:
             self.smetrics.hop.labels("detections").observe(max(0.0, now - env.sent_at))
             if not self.reorder.push(record, env, eid):
                 self.smetrics.duplicates.labels(env.camera).inc()
-                self.tally.setdefault(env.camera, [0, 0, 0, 0, 0])[3] += 1
+                self.tally.setdefault(env.camera, _Tally()).duplicates += 1
                 dupes.append(eid)
         self.reader.ack(dupes)
         while self.reorder.restarted:

@@ -120,7 +120,8 @@ class Backoff:
 
 class GroupReader:
     """One consumer of `group` on `stream`. `read()` first reclaims entries other consumers left pending for
-    longer than `claim_idle_s` (a worker that died), then reads new ones; `ack()` acknowledges and deletes."""
+    longer than `claim_idle_s` (a worker that died), then reads new ones; `ack()` acknowledges and deletes.
+    Entries this reader still holds (read, not acknowledged, not `release`d) are never handed out again."""
 
     def __init__(self, client: redis.Redis, stream: str, group: str, consumer: str, stop: threading.Event,
                  claim_idle_s: float = 5.0, metrics: StreamMetrics | None = None, where: str = "") -> None:
@@ -129,6 +130,7 @@ class GroupReader:
         self.metrics = metrics
         self._claim_every = max(0.2, claim_idle_s / 4)
         self._next_claim = 0.0
+        self.held: set[bytes] = set()
         self.retry = Backoff(where or stream, stop, metrics, self.setup)
         self.setup()
 
@@ -144,12 +146,15 @@ class GroupReader:
             if claimed is None:
                 return None
             if claimed:
+                self.held.update(eid for eid, _ in claimed)
                 return claimed
         resp = self.retry.call(lambda: self.client.xreadgroup(
             self.group, self.consumer, {self.stream: ">"}, count=count, block=max(1, int(block_s * 1000))))
         if resp is None:
             return None
-        return [(eid, f) for _, entries in resp or [] for eid, f in entries if f]
+        got = [(eid, f) for _, entries in resp or [] for eid, f in entries if f]
+        self.held.update(eid for eid, _ in got)
+        return got
 
     def _claim(self, count: int) -> list[Entry]:
         out: list[Entry] = []
@@ -161,21 +166,25 @@ class GroupReader:
             deleted = resp[2] if len(resp) > 2 else []
             if deleted:  # trimmed while pending: nothing left to process
                 self.client.xack(self.stream, self.group, *deleted)
-            live = [(eid, f) for eid, f in entries if f]
-            out.extend(live)
+            out.extend((eid, f) for eid, f in entries if f and eid not in self.held)
             if start in (b"0-0", "0-0"):
                 break
         if out:
-            log.warning("%s: reclaimed %d entries left pending by another %s worker", self.stream, len(out),
-                        self.group)
+            log.warning("%s: reclaimed %d entries left pending for %.0fs by a %s worker", self.stream, len(out),
+                        self.claim_idle_ms / 1000, self.group)
             if self.metrics:
                 self.metrics.claimed.labels(self.stream).inc(len(out))
         return out
+
+    def release(self, ids: list[bytes]) -> None:
+        """Give up entries without acknowledging them: any consumer (this one too) reclaims them once idle."""
+        self.held.difference_update(ids)
 
     def ack(self, ids: list[bytes]) -> None:
         """Acknowledge and delete entries (their work is done)."""
         if not ids:
             return
+        self.held.difference_update(ids)
 
         def run() -> None:
             pipe = self.client.pipeline(transaction=False)
@@ -188,8 +197,8 @@ class GroupReader:
 
 class StreamWriter:
     """Appends entries to `stream`. Lossless writes wait while the work in flight (the summed length of
-    `window_streams`) has reached `window`; live writes never wait: they trim the stream to `maxlen`,
-    oldest entries first, and return how many were dropped."""
+    `window_streams`) has reached `window`, and never trim; live writes never wait: they trim the stream to
+    `maxlen`, oldest entries first, and return how many were dropped."""
 
     def __init__(self, client: redis.Redis, stream: str, maxlen: int, stop: threading.Event,
                  window: int | None = None, window_streams: list[str] | None = None,
@@ -221,7 +230,7 @@ class StreamWriter:
             if self.stop.wait(delay):
                 return None
             delay = min(delay * 2, 0.05)
-        added = self.retry.call(lambda: self.client.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True))
+        added = self.retry.call(lambda: self.client.xadd(self.stream, fields))  # bounded by the window, never trimmed
         return None if added is None else 0
 
     def _add_trimmed(self, fields: dict[bytes, bytes]) -> int:
