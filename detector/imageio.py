@@ -32,17 +32,21 @@ def to_grey(img: np.ndarray) -> np.ndarray:
     return img
 
 
+def image_to_grey(im: Image.Image) -> np.ndarray:
+    """A PIL image of any mode -> (H, W) uint8, or uint16 for 16-bit images."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        return np.clip(np.asarray(im).astype(np.int64), 0, 65535).astype(np.uint16)
+    if im.mode == "L":
+        return np.asarray(im).copy()
+    return to_grey(np.asarray(im.convert("RGBA" if "A" in im.mode else "RGB")))
+
+
 def load_grey(path: str | Path) -> np.ndarray:
     """Load an image file of any colour type and bit depth as one channel (uint8 or uint16)."""
     path = Path(path)
     try:
         with Image.open(path) as im:
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im).astype(np.int64)
-                return np.clip(arr, 0, 65535).astype(np.uint16)
-            if im.mode == "L":
-                return np.asarray(im).copy()
-            return to_grey(np.asarray(im.convert("RGBA" if "A" in im.mode else "RGB")))
+            return image_to_grey(im)
     except FileNotFoundError:
         raise DetectorError(f"{path}: no such file") from None
     except (UnidentifiedImageError, OSError) as exc:

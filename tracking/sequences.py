@@ -11,6 +11,8 @@ import numpy as np
 from PIL import Image
 from scipy.optimize import linear_sum_assignment
 
+from detector.imageio import image_to_grey
+from detector.imageio import to_grey as array_to_grey
 from .motchallenge import MotRows, read_rows, read_seqinfo
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -24,13 +26,8 @@ class SequenceError(ValueError):
 def to_grey(img: np.ndarray | Image.Image) -> np.ndarray:
     """2-D grey uint8/uint16 array from any PIL image or array (colour is converted, 16-bit kept)."""
     if isinstance(img, Image.Image):
-        if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-            return np.asarray(img).astype(np.uint16) if img.mode != "I" else \
-                np.clip(np.asarray(img), 0, 65535).astype(np.uint16)
-        return np.asarray(img.convert("L"))
-    a = np.asarray(img)
-    if a.ndim == 3:
-        a = a[..., :3].mean(axis=2).round().astype(np.uint8) if a.shape[2] >= 3 else a[..., 0]
+        return image_to_grey(img)
+    a = array_to_grey(img)
     return a if a.dtype in (np.uint8, np.uint16) else np.clip(a, 0, 255).astype(np.uint8)
 
 
