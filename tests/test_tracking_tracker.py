@@ -190,3 +190,14 @@ def test_grid_quantised_static_clutter_under_drift_does_not_alert():
         events += tracker.update(dets(clutter + [target]), f, f / 25, shift=tuple(drift))
     new = news(events)
     assert len(new) == 1 and new[0].x < 100
+
+
+def test_frames_dropped_upstream_are_not_misses():
+    """A live camera whose detector keeps up with every 4th frame: the target is seen at frames 1, 5, 9, ...
+    and still confirms, keeps one id and alerts once."""
+    tracker = Tracker(TrackerConfig(), frame_size=(200, 200))
+    events = []
+    for k, frame in enumerate(range(1, 120, 4)):
+        events += tracker.update(dets([(20 + 2.0 * frame * 0.5, 50 + 0.5 * frame)]), frame, frame / 25)
+    new = news(events)
+    assert len(new) == 1 and not [e for e in events if e.event == "end"]

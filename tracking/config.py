@@ -32,9 +32,11 @@ class TrackerConfig(BaseModel):
     confirm_hits: int = Field(3, ge=1, le=50,
                               description="M of M-of-N: hits needed within the last confirm_window frames.")
     confirm_window: int = Field(5, ge=1, le=50,
-                                description="N of M-of-N: the window of frames in which confirm_hits are counted.")
+                                description="N of M-of-N: the window of processed frames in which confirm_hits are "
+                                            "counted (frames dropped before detection do not count).")
     max_misses: int = Field(5, ge=0, le=1000,
-                            description="A confirmed track coasts this many consecutive missed frames, then ends.")
+                            description="A confirmed track coasts this many consecutive processed frames without a "
+                                        "detection, then ends.")
     max_tracks: int = Field(500, ge=1, le=100000,
                             description="Cap on live tracks (tentative included); extra new detections are ignored.")
     edge_margin: float = Field(3.0, ge=0.0, le=100.0,

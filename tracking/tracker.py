@@ -159,9 +159,9 @@ class Tracker:
             score = np.asarray(detections.score, float)[keep]
 
         for tr in self._tracks:
+            # frames skipped upstream (a live camera drops what the detector cannot keep up with) were never
+            # observed: the filter predicts across them, but they are not misses
             kalman.predict(tr.kf, dt, cfg.process_std)
-            if dt > 1:
-                tr.miss(dt - 1)
 
         high = np.flatnonzero(score >= cfg.high_score)
         low = np.flatnonzero(score < cfg.high_score)
