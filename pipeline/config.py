@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
+                      model_validator)
 
 try:  # the tracker owns its own validated settings
     from tracking import TrackerConfig
@@ -118,8 +119,17 @@ Event = Literal["new", "update", "end"]
 ALL_EVENTS: list[Event] = ["new", "update", "end"]
 
 
+def _redis_url(v: str) -> str:
+    if not re.match(r"^(redis|rediss|unix)://", v):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return v
+
+
+RedisUrl = Annotated[str, AfterValidator(_redis_url)]
+
+
 class RedisSinkConfig(Base):
-    url: str = "redis://127.0.0.1:6379/0"
+    url: RedisUrl = "redis://127.0.0.1:6379/0"
     password: SecretStr | None = Field(None, description="overrides a password in the URL")
     tls_ca: Path | None = None
     tls_verify: bool = True
@@ -132,13 +142,6 @@ class RedisSinkConfig(Base):
     health_prefix: str = "itd:camera"
     heartbeat_s: float = Field(2.0, gt=0)
     heartbeat_ttl_s: float = Field(10.0, gt=0)
-
-    @field_validator("url")
-    @classmethod
-    def _redis_url(cls, v: str) -> str:
-        if not re.match(r"^(redis|rediss|unix)://", v):
-            raise ValueError("must start with redis://, rediss:// or unix://")
-        return v
 
 
 class JsonlSinkConfig(Base):
@@ -169,7 +172,7 @@ class SinksConfig(Base):
 class StreamsConfig(Base):
     """Redis Streams between the worker processes of `run --role` (a run without `--role` does not use them)."""
 
-    url: str = "redis://127.0.0.1:6379/0"
+    url: RedisUrl = "redis://127.0.0.1:6379/0"
     prefix: str = Field("itd", description="streams <prefix>:frames and <prefix>:detections")
     in_flight: int = Field(64, ge=1, description="lossless cameras: frames published but not yet tracked before "
                                                  "ingest waits")
@@ -181,13 +184,6 @@ class StreamsConfig(Base):
     gap_timeout_s: float = Field(2.0, gt=0, description="live: longest wait for a missing frame")
     lossless_gap_timeout_s: float = Field(120.0, gt=0, description="lossless: longest wait for a missing frame")
     compression_level: int = Field(1, ge=0, le=9, description="zlib level of frames (lossless at any level)")
-
-    @field_validator("url")
-    @classmethod
-    def _redis_url(cls, v: str) -> str:
-        if not re.match(r"^(redis|rediss|unix)://", v):
-            raise ValueError("must start with redis://, rediss:// or unix://")
-        return v
 
     @model_validator(mode="after")
     def _window(self) -> "StreamsConfig":
