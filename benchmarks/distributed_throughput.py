@@ -7,7 +7,7 @@ and the latency each Redis Streams hop adds (p50 / p99).
 Throughput: a private redis-server on loopback, `python -m pipeline run configs/distributed.yaml` as one ingest,
 N detect and one track process replaying the first `--frames` frames of samples/sample losslessly; timed from the
 first frame a detect worker reads to the last record the track worker acknowledges (process start-up and model
-loading excluded). Each detect worker gets one torch thread (OMP_NUM_THREADS=1) so N
+loading excluded). Each detect worker gets one inference thread (detector.threads=1) so N
 workers use N cores. The detector is the shipped `fast` model, or (no trained weights yet) the same
 architecture with untrained weights: identical compute, no detections.
 
@@ -25,7 +25,6 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,27 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SAMPLE = ROOT / "samples" / "sample"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    from pipeline.distributed.streams import StreamsUnavailable, connect
-    for _ in range(100):
-        try:
-            connect(url, 0.2)
-            return proc, url
-        except StreamsUnavailable:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("redis-server did not start")
+from common import start_redis  # noqa: E402
 
 
 def sample_frames(n: int) -> list[np.ndarray]:
@@ -120,7 +99,8 @@ def run_distributed(n: int, url: str, env: dict, tmp: Path, frames: int) -> dict
     prefix = f"bench{n}"
     env = {**env, "STREAMS_PREFIX": prefix, "ALERTS_OUT": str(tmp / f"alerts{n}.jsonl")}
     track = pipeline("track", env, tmp / f"track{n}.log")
-    detects = [pipeline("detect", {**env, "OMP_NUM_THREADS": "1"}, tmp / f"detect{n}-{k}.log") for k in range(n)]
+    detects = [pipeline("detect", {**env, "OMP_NUM_THREADS": "1"}, tmp / f"detect{n}-{k}.log",
+                        ["--set", "detector.threads=1"]) for k in range(n)]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # all workers loaded and waiting before the clock starts
         try:
@@ -165,10 +145,10 @@ def _entries_read(r, stream: str, group: str) -> int:
 
 
 def run_single(env: dict, tmp: Path, frames: int) -> dict:
-    """The same replay in one process (one torch thread), timed with its start-up (for orientation only)."""
+    """The same replay in one process (one inference thread), timed with its start-up (for orientation only)."""
     t0 = time.perf_counter()
     p = pipeline(None, {**env, "OMP_NUM_THREADS": "1", "ALERTS_OUT": str(tmp / "alerts_single.jsonl")},
-                 tmp / "single.log")
+                 tmp / "single.log", ["--set", "detector.threads=1"])
     if p.wait(900) != 0:
         raise SystemExit(f"single-process run failed:\n{(tmp / 'single.log').read_text()[-2000:]}")
     elapsed = time.perf_counter() - t0  # includes process start and model load, unlike the distributed runs

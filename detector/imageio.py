@@ -66,8 +66,11 @@ def normalize(img: np.ndarray, stats: tuple[float, float] | None = None) -> np.n
     `stats` (mean, std) of the whole frame, when `img` is a part of it. Recorded in checkpoints as
     preprocessing mode `standardize`.
     """
-    mean, std = stats if stats is not None else frame_stats(img)
-    return (np.asarray(img, dtype=np.float32) - mean) / std
+    x = np.asarray(img, dtype=np.float32)
+    mean, std = stats if stats is not None else frame_stats(x)
+    x = x - np.float32(mean)
+    x /= np.float32(std)
+    return x
 
 
 PREPROCESSING = {"mode": "standardize", "channels": 1, "pad_multiple": 32}

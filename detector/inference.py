@@ -1,17 +1,18 @@
 """Running a model on frames: normalise, pad, forward, extract peaks, decode to `Detections`."""
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
-from torch import nn
 
 from .detections import Detections
 from .encoding import to_pixel
 from .imageio import normalize, to_grey
-from .peaks import extract_peaks, extract_peaks_cupy
+from .peaks import extract_peaks, extract_peaks_cupy, extract_peaks_numpy
 
 
 @dataclass
@@ -35,14 +36,27 @@ def to_batch(frames: list[np.ndarray], multiple: int) -> tuple[torch.Tensor, lis
     return torch.from_numpy(batch), sizes
 
 
+def find_peaks(heat: torch.Tensor, threshold: float, top_k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Peaks with the fastest path for the heatmap's device: NumPy on a CPU (28x torch at 640x512), the CuPy
+    kernel on CUDA when CuPy is installed, else torch (`benchmarks/peaks_speed.py`)."""
+    if heat.device.type == "cpu":
+        return extract_peaks_numpy(heat.numpy(), threshold, top_k)
+    if heat.device.type == "cuda" and _have_cupy():
+        return extract_peaks_cupy(heat, threshold, top_k)
+    return extract_peaks(heat, threshold, top_k)
+
+
 def decode(outputs: dict[str, torch.Tensor], sizes: list[tuple[int, int]], stride: int, threshold: float,
-           top_k: int = 100, use_cupy: bool = False) -> list[Decoded]:
+           top_k: int = 100) -> list[Decoded]:
     """Peaks of each heatmap -> centroids (cell + offset) and ltrb boxes, in pixels; peaks in padding dropped."""
-    heat = outputs["heatmap"].sigmoid()
-    peaks = (extract_peaks_cupy if use_cupy else extract_peaks)(heat, threshold, top_k)
+    heat = outputs["heatmap"].float().sigmoid()
+    peaks = find_peaks(heat, threshold, top_k)
     results = []
     for b, ((cells, scores), (h, w)) in enumerate(zip(peaks, sizes)):
-        if len(cells):
+        if len(cells) and heat.device.type == "cpu":
+            off = outputs["offset"][b].numpy()[:, cells[:, 0], cells[:, 1]].T.astype(np.float32)
+            ltrb = outputs["ltrb"][b].numpy()[:, cells[:, 0], cells[:, 1]].T.astype(np.float32)
+        elif len(cells):  # gathered on the device: only the peaks' values cross to the host
             idx = torch.as_tensor(cells, device=heat.device)
             off = outputs["offset"][b][:, idx[:, 0], idx[:, 1]].T.float().cpu().numpy()
             ltrb = outputs["ltrb"][b][:, idx[:, 0], idx[:, 1]].T.float().cpu().numpy()
@@ -59,24 +73,25 @@ def decode(outputs: dict[str, torch.Tensor], sizes: list[tuple[int, int]], strid
     return results
 
 
-def run(model: nn.Module, frames: list[np.ndarray], stride: int, multiple: int, threshold: float, device: torch.device,
-        top_k: int = 100, timings: dict | None = None) -> list[Decoded]:
-    """Model forward + decode for a batch of frames of any sizes."""
+def run(forward: Callable[[torch.Tensor], dict[str, torch.Tensor]], frames: list[np.ndarray], stride: int,
+        multiple: int, threshold: float, device: torch.device, top_k: int = 100, timings: dict | None = None
+        ) -> list[Decoded]:
+    """Forward (a model or a `runtime` runner) + decode for a batch of frames of any sizes."""
     t0 = time.perf_counter()
     batch, sizes = to_batch(frames, multiple)
     with torch.inference_mode():
-        outputs = model(batch.to(device))
+        outputs = forward(batch.to(device))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t1 = time.perf_counter()
-        use_cupy = device.type == "cuda" and _have_cupy()
-        decoded = decode(outputs, sizes, stride, threshold, top_k, use_cupy)
+        decoded = decode(outputs, sizes, stride, threshold, top_k)
     if timings is not None:
         timings["inference"] = t1 - t0
         timings["peaks"] = time.perf_counter() - t1
     return decoded
 
 
+@functools.cache
 def _have_cupy() -> bool:
     try:
         import cupy  # noqa: F401

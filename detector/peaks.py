@@ -1,8 +1,10 @@
 """Peak extraction from heatmaps: local maximum, threshold, compaction.
 
 `extract_peaks` runs in torch on any device; on CUDA, `extract_peaks_cupy` does the same in one CuPy
-kernel on the device so that only the peaks cross to the host. Both return, per image, the cells (row, col)
-and scores of the peaks, highest first, at most `top_k`.
+kernel on the device so that only the peaks cross to the host; on a CPU, `extract_peaks_numpy` looks only
+at the cells above the threshold (a few in a heatmap of tiny targets) instead of max-pooling the whole map.
+All return, per image, the cells (row, col) and scores of the peaks, highest first, at most `top_k`.
+A peak is a cell >= threshold that no 8-neighbour exceeds. `benchmarks/peaks_speed.py` compares them.
 """
 from __future__ import annotations
 
@@ -24,6 +26,30 @@ def extract_peaks(heat: torch.Tensor, threshold: float, top_k: int = 100) -> lis
         kept = s >= 0
         s, i = s[kept], i[kept]
         out.append((np.stack([i // w, i % w], 1).astype(np.int64), s.astype(np.float32)))
+    return out
+
+
+def extract_peaks_numpy(heat: np.ndarray, threshold: float, top_k: int = 100) -> list[tuple[np.ndarray, np.ndarray]]:
+    """CPU path of `extract_peaks` on a (B, 1, h, w) or (B, h, w) array; ties ordered by cell index."""
+    heat = np.asarray(heat)
+    heat = heat.reshape(heat.shape[0], heat.shape[-2], heat.shape[-1])
+    _, h, w = heat.shape
+    out = []
+    for img in heat:
+        flat = img.ravel()
+        idx = np.flatnonzero(flat >= threshold)
+        v = flat[idx]
+        r, c = np.divmod(idx, w)
+        keep = np.ones(len(idx), bool)
+        for dr in (-1, 0, 1):
+            rr = np.clip(r + dr, 0, h - 1)  # a clipped neighbour is the cell itself or a real neighbour
+            for dc in (-1, 0, 1):
+                if dr or dc:
+                    keep &= img[rr, np.clip(c + dc, 0, w - 1)] <= v
+        idx, v = idx[keep], v[keep]
+        order = np.lexsort((idx, -v))[:top_k]
+        idx, v = idx[order], v[order]
+        out.append((np.stack([idx // w, idx % w], 1).astype(np.int64), v.astype(np.float32)))
     return out
 
 

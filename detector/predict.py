@@ -10,6 +10,7 @@ from .checkpoint import load_checkpoint
 from .detections import Detections
 from .errors import DetectorError
 from .inference import Decoded, run
+from .runtime import make_runner
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -30,11 +31,16 @@ class Detector:
 
     >>> det = Detector.load()            # shipped default weights (variant 'fast')
     >>> dets = det.predict(frame)        # Detections: xy centroids, wh, score
+
+    `runtime` ('auto': ONNX Runtime on a CPU, torch on CUDA) and `precision` ('auto': fp32 on a CPU, fp16
+    on CUDA) choose how the model runs; `model` stays the trained torch module (training, evaluation).
     """
 
     def __init__(self, model: torch.nn.Module, meta: dict, device: torch.device, threshold: float | None = None,
-                 top_k: int = 100) -> None:
+                 top_k: int = 100, runtime: str = "auto", precision: str = "auto", threads: int | None = None
+                 ) -> None:
         self.model = model.to(device).eval()
+        self.runner, self.runtime, self.precision = make_runner(self.model, device, runtime, precision, threads)
         self.meta = meta
         self.device = device
         self.variant: str = meta["variant"]
@@ -44,10 +50,12 @@ class Detector:
         self.top_k = top_k
 
     @classmethod
-    def load(cls, weights: str | Path | None = None, device: str = "auto", threshold: float | None = None) -> "Detector":
+    def load(cls, weights: str | Path | None = None, device: str = "auto", threshold: float | None = None,
+             runtime: str = "auto", precision: str = "auto", threads: int | None = None) -> "Detector":
         """weights: a checkpoint path, a shipped variant name ('fast', 'hrnet'), or None for the default."""
         model, meta = load_checkpoint(weights)
-        return cls(model, meta, pick_device(device), threshold)
+        return cls(model, meta, pick_device(device), threshold, runtime=runtime, precision=precision,
+                   threads=threads)
 
     def predict(self, frame: np.ndarray) -> Detections:
         return self.predict_batch([frame])[0]
@@ -62,4 +70,4 @@ class Detector:
         if not frames:
             return []
         thr = self.threshold if threshold is None else threshold
-        return run(self.model, list(frames), self.stride, self.multiple, thr, self.device, self.top_k, timings)
+        return run(self.runner, list(frames), self.stride, self.multiple, thr, self.device, self.top_k, timings)

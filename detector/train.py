@@ -23,7 +23,7 @@ from .evaluate import collect
 from .imageio import PREPROCESSING
 from .loss import LossWeights, detection_loss
 from .metrics import best_threshold
-from .models import create_model
+from .models import create_model, variant_kwargs
 from .predict import pick_device
 
 
@@ -54,7 +54,7 @@ def train(variant: str, data: str, out: str, epochs: int = 60, iters: int = 64, 
     total = epochs * iters
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: min(1.0, (i + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(i, total) / total)))
-    meta = {"variant": variant, "model_kwargs": {}, "stride": stride, "preprocessing": PREPROCESSING,
+    meta = {"variant": variant, "model_kwargs": variant_kwargs(variant), "stride": stride, "preprocessing": PREPROCESSING,
             "command": " ".join(["python -m detector"] + sys.argv[1:]), "seed": seed,
             "data": str(data), "loss": loss_weights.__dict__}
     start, best, history = 0, {"f1": -1.0}, []

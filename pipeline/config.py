@@ -108,9 +108,19 @@ class DetectorConfig(Base):
     weights: str | None = Field(None, description="checkpoint path or shipped variant name ('fast', 'hrnet'); "
                                                   "None: the shipped default")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    runtime: Literal["auto", "onnxruntime", "torch"] = Field(
+        "auto", description="auto: onnxruntime on a CPU, torch on CUDA")
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
+        "auto", description="auto: fp32 on a CPU, fp16 on CUDA (fp16 needs CUDA)")
+    threads: int | None = Field(None, ge=1, description="CPU inference threads; None: one per core")
     threshold: float | None = None
-    batch_size: int = Field(4, ge=1)
-    batch_timeout_ms: float = Field(10.0, ge=0)
+    batch_size: int | None = Field(None, ge=1, description="frames per forward pass, across cameras; None: 1 on a "
+                                                           "CPU (batching gains nothing there, only latency), 16 on CUDA")
+    batch_timeout_ms: float = Field(10.0, ge=0, description="how long a partial batch waits for more live frames")
+
+    def batch_for(self, device_type: str) -> int:
+        """The batch size in effect on a detector running on `device_type` ('cpu', 'cuda')."""
+        return self.batch_size or (16 if device_type == "cuda" else 1)
 
 
 # ---------------------------------------------------------------- sinks
@@ -206,6 +216,9 @@ class RunConfig(Base):
     max_restarts: int = Field(3, ge=0, description="failures of a stage within restart_window_s before the run stops")
     restart_window_s: float = Field(60.0, gt=0)
     shutdown_timeout_s: float = Field(15.0, gt=0)
+    ingest_nice: int = Field(19, ge=0, le=19, description="CPU priority decrement of the camera readers (decode, "
+                                                          "ego-motion): they fill the gaps left by inference "
+                                                          "instead of stalling it; 0: same priority")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 

@@ -16,7 +16,8 @@ class Frame:
     `index` counts every frame the camera delivered in this run, from 1 (gaps mean frames were dropped);
     `pts` is the stream timestamp in seconds (None when the source has none); `captured_at` the wall-clock
     Unix time it was received; `timestamp` the monotonic time the tracker sees (pts for lossless sources,
-    `captured_at` for live ones, whose pts resets on reconnect).
+    `captured_at` for live ones, whose pts resets on reconnect). `timings` collects the seconds each stage
+    spent on this frame (decode, ego_motion, queue_wait, inference, peaks, track), carried downstream.
     """
 
     camera: str
@@ -26,6 +27,7 @@ class Frame:
     timestamp: float
     image: np.ndarray
     scene_shift: tuple[float, float] | None = None  # scene offset since the camera's first frame, px
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -48,6 +50,7 @@ class TrackedFrame:
     detections: Detections
     alerts: list[dict[str, Any]]
     tracks: list[tuple[int, float, float]]  # (track_id, x, y) of confirmed live tracks
+    timings: dict[str, float] = field(default_factory=dict)  # per stage, seconds (see `Frame`)
 
 
 @dataclass(frozen=True)

@@ -42,10 +42,12 @@ def load_detector(config: PipelineConfig) -> Any:
     d = config.detector
     try:
         # the detector reports down to the tracker's low_score (see `tracker_config`)
-        det = Detector.load(d.weights, device=d.device, threshold=tracker_config(config).low_score)
+        det = Detector.load(d.weights, device=d.device, threshold=tracker_config(config).low_score,
+                            runtime=d.runtime, precision=d.precision, threads=d.threads)
     except (ValueError, OSError, RuntimeError) as e:
         raise StartupError(f"detector: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    log.info("detector %s on %s", getattr(det, "variant", "?"), getattr(det, "device", "?"))
+    log.info("detector %s on %s (%s, %s)", getattr(det, "variant", "?"), getattr(det, "device", "?"),
+             getattr(det, "runtime", "?"), getattr(det, "precision", "?"))
     return det
 
 
@@ -171,13 +173,15 @@ class Pipeline:
         def worker(name: str, step, on_exit=None) -> Worker:
             return Worker(name, step, self.fail, r.max_restarts, r.restart_window_s, self.metrics, on_exit)
 
+        batch = cfg.detector.batch_for(_device_type(detector)) if role is None else 1
         readers = []
         for name in cameras if role in (None, "ingest") else []:
             cam = cfg.cameras[name]
-            mux.add_camera(name, cam.live, max(cam.queue_size, cfg.detector.batch_size))
-            readers.append(CameraReader(name, cam, mux, self.health, self.metrics, self.stop_event))
+            mux.add_camera(name, cam.live, max(cam.queue_size, batch))
+            readers.append(CameraReader(name, cam, mux, self.health, self.metrics, self.stop_event,
+                                        cfg.run.ingest_nice))
         if role is None:
-            detect = DetectStage(detector, mux, tracked, cfg.detector.batch_size,
+            detect = DetectStage(detector, mux, tracked, batch,
                                  cfg.detector.batch_timeout_ms / 1000, self.metrics)
             track = TrackStage(make_tracker, tracked, emit, cameras, self.metrics)
             stages = [("detect", detect.step), ("track", track.step)]
@@ -265,6 +269,10 @@ class Pipeline:
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda s, _f: self.stop(signal.Signals(s).name))
         return previous
+
+
+def _device_type(detector: Any) -> str:
+    return getattr(getattr(detector, "device", None), "type", "cpu")
 
 
 def _once(fn: Callable[[], None]) -> Callable[[], bool]:

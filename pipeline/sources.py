@@ -8,6 +8,7 @@ ever invented to fill a gap.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ import av
 import numpy as np
 
 from tracking.egomotion import SceneMotion
+from tracking.sequences import video_frame_to_grey
 from pipeline.config import CameraConfig, FileSource, ImagesSource, RtspSource, SequenceSource, redact_url
 from pipeline.frames import EndOfStream, Frame
 from pipeline.health import FAILED, FINISHED, OFFLINE, ONLINE, RECONNECTING
@@ -28,13 +30,6 @@ DEFAULT_FPS = 25.0
 
 class SourceError(Exception):
     """The source cannot deliver frames (one line, no credentials)."""
-
-
-def to_grey(frame: av.VideoFrame) -> np.ndarray:
-    """The frame's luma as a 2-D array: uint16 for formats deeper than 8 bits, else uint8."""
-    fmt = frame.format
-    deep = any(c.bits > 8 for c in fmt.components)
-    return frame.to_ndarray(format="gray16le" if deep else "gray")
 
 
 def _av_message(e: Exception) -> str:
@@ -79,7 +74,7 @@ def decode_video(container, timer=None, no_frame_timeout: float | None = None
         bad = 0
         for frame in frames:
             last_frame = time.monotonic()
-            image = to_grey(frame)
+            image = video_frame_to_grey(frame)
             if timer:
                 timer(time.perf_counter() - t0)
             pts = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
@@ -87,17 +82,29 @@ def decode_video(container, timer=None, no_frame_timeout: float | None = None
             t0 = time.perf_counter()
 
 
+def lower_thread_priority(nice: int) -> None:
+    """Give the calling thread a `nice` increment (Linux: per thread), so that on a saturated CPU it runs in
+    the gaps the inference threads leave instead of pre-empting them (which stalls every parallel operator
+    of the model). A no-op (logged at debug level) where the OS has no per-thread priority."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except (AttributeError, OSError) as e:
+        log.debug("thread priority not lowered: %s", e)
+
+
 class CameraReader:
     """Reads one camera into the mux; `run()` returns when the source ends, fails or `stop` is set."""
 
-    def __init__(self, name: str, config: CameraConfig, mux, health, metrics, stop: threading.Event) -> None:
+    def __init__(self, name: str, config: CameraConfig, mux, health, metrics, stop: threading.Event,
+                 nice: int = 0) -> None:
         self.name, self.config, self.mux, self.health, self.metrics = name, config, mux, health, metrics
-        self.stop = stop
+        self.stop, self.nice = stop, nice
         self.index = 0
         self.last_timestamp = 0.0
         self.expected_size = (config.width, config.height) if config.width and config.height else None
         self._size_warned = 0.0
         self._scene = SceneMotion() if config.ego_motion else None
+        self._decode_s = 0.0  # decode time of the frame being emitted
         self._rate = None
         if metrics is not None:
             from pipeline.metrics import RateMeter
@@ -132,8 +139,16 @@ class CameraReader:
         else:
             timestamp = (self.index - 1) / (fps or self.config.fps or DEFAULT_FPS)
         self.last_timestamp = timestamp
-        scene = self._scene.update(image) if self._scene is not None else None
-        frame = Frame(self.name, self.index, pts, captured, timestamp, image, scene)
+        timings = {"decode": self._decode_s}
+        if self._scene is not None:
+            t0 = time.perf_counter()
+            scene = self._scene.update(image)
+            timings["ego_motion"] = time.perf_counter() - t0
+            if self.metrics:
+                self.metrics.observe("ego_motion", timings["ego_motion"])
+        else:
+            scene = None
+        frame = Frame(self.name, self.index, pts, captured, timestamp, image, scene, timings)
         return self.mux.put(frame, self.stop) and not self.stop.is_set()
 
     def _end(self, error: str | None = None) -> None:
@@ -143,10 +158,13 @@ class CameraReader:
         self.mux.put(EndOfStream(self.name, self.index, self.last_timestamp, error))
 
     def _timer(self, seconds: float) -> None:
+        self._decode_s = seconds
         if self.metrics:
             self.metrics.observe("decode", seconds)
 
     def run(self) -> None:
+        if self.nice:
+            lower_thread_priority(self.nice)
         src = self.config.source
         try:
             if isinstance(src, RtspSource):

@@ -54,8 +54,9 @@ class DetectStage:
                     for (item, waited) in batch:
                         if isinstance(item, Frame):
                             self.metrics.observe("queue_wait", waited)
+                waits = {id(item): waited for item, waited in batch}
                 for f, d in zip(frames, dets):
-                    results[id(f)] = DetectedFrame(f, d, dict(timings))
+                    results[id(f)] = DetectedFrame(f, d, {**f.timings, "queue_wait": waits[id(f)], **timings})
                     if self.metrics:
                         self.metrics.detections.labels(f.camera).inc(len(d))
         finally:  # a failed batch loses its frames, never a camera's end (that would hang the run)
@@ -95,12 +96,13 @@ class TrackStage:
             shift = (frame.scene_shift[0] - prev.scene_shift[0], frame.scene_shift[1] - prev.scene_shift[1])
         events = tracker.update(dets, frame.index, frame.timestamp, shift=shift)
         tracks = tracker.active_tracks()
+        track_s = time.perf_counter() - t0
         if self.metrics:
-            self.metrics.observe("track", time.perf_counter() - t0)
+            self.metrics.observe("track", track_s)
         self.last[frame.camera] = frame
         alerts = [make_alert(e, frame.camera, frame.pts, frame.captured_at) for e in events]
         self._count(frame.camera, alerts)
-        self.emit(TrackedFrame(frame, dets, alerts, tracks))
+        self.emit(TrackedFrame(frame, dets, alerts, tracks, {**item.timings, "track": track_s}))
         return True
 
     def _end(self, end: EndOfStream) -> None:

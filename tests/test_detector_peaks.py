@@ -1,9 +1,9 @@
-"""Peak extraction: the torch path, and the CuPy path against it on the same heatmaps (GPU only)."""
+"""Peak extraction: the torch path; the NumPy path (CPU default) and the CuPy path (GPU only) against it."""
 import numpy as np
 import pytest
 import torch
 
-from detector.peaks import extract_peaks
+from detector.peaks import extract_peaks, extract_peaks_numpy
 
 
 def _heatmaps(seed: int = 0) -> torch.Tensor:
@@ -24,6 +24,23 @@ def test_local_maxima_above_threshold_highest_first():
     assert len(low) == 5 and np.all(np.diff(scores) <= 0)
 
 
+def _same(ref, got) -> None:
+    for (c1, s1), (c2, s2) in zip(ref, got):
+        assert sorted(zip(map(tuple, c1.tolist()), s1.tolist())) == sorted(zip(map(tuple, c2.tolist()), s2.tolist()))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_numpy_path_gives_the_same_peaks_as_torch(seed):
+    heat = torch.rand(3, 1, 61, 77, generator=torch.Generator().manual_seed(seed))
+    heat[0, 0, 5:8, 5:8] = 0.97  # a plateau: every cell of it is a peak on both paths
+    heat[1, 0, :, 0] = 0.99  # an edge column
+    heat[2] = (heat[2] * 8).round() / 8  # many exact ties
+    for thr in (0.0, 0.3, 0.9):
+        _same(extract_peaks(heat, thr, top_k=10_000), extract_peaks_numpy(heat.numpy(), thr, top_k=10_000))
+    got = extract_peaks_numpy(heat.numpy(), 0.2, top_k=7)
+    assert all(len(s) == 7 and np.all(np.diff(s) <= 0) for _, s in got)  # top_k, highest first
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (compares the CuPy kernel with the torch path)")
 def test_cupy_kernel_gives_the_same_peaks_as_torch():
@@ -35,7 +52,4 @@ def test_cupy_kernel_gives_the_same_peaks_as_torch():
         for thr in (0.0, 0.5, 0.9):
             ref = extract_peaks(heat, thr, top_k=4096)
             got = extract_peaks_cupy(heat, thr, top_k=4096, capacity=1 << 16)
-            for (c1, s1), (c2, s2) in zip(ref, got):
-                key1 = sorted(zip(map(tuple, c1.tolist()), s1.tolist()))
-                key2 = sorted(zip(map(tuple, c2.tolist()), s2.tolist()))
-                assert key1 == key2
+            _same(ref, got)

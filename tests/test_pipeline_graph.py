@@ -162,3 +162,26 @@ def test_16bit_frames_reach_the_detector_as_uint16_and_metrics_are_exported(tmp_
     for stage in ("decode", "queue_wait", "inference", "peaks", "track", "publish"):
         if stage != "decode":  # images are read by PIL, not decoded by PyAV
             assert f'itd_stage_seconds_count{{stage="{stage}"}}' in text, stage
+
+
+def test_each_frame_carries_its_stage_timings(clip):
+    from pipeline.replay import RecordingSink
+
+    class Timings(RecordingSink):
+        seen: list = []
+
+        def on_frame(self, record) -> None:
+            self.seen.append(dict(record.timings))
+
+    sink = Timings()
+    cfg = config(f"  s: {{source: {{type: sequence, path: {clip}}}, ego_motion: true}}")
+    assert Pipeline(cfg, detector=FakeDetector(), extra_sinks=[sink]).run(install_signals=False).exit_code == 0
+    assert sink.seen and all({"decode", "ego_motion", "queue_wait", "track"} <= t.keys() for t in sink.seen)
+    assert all(v >= 0 for t in sink.seen for v in t.values())
+
+
+def test_batch_size_follows_the_device_unless_set():
+    cfg = config("  s: {source: {type: sequence, path: x}}")
+    assert cfg.detector.batch_for("cpu") == 1 and cfg.detector.batch_for("cuda") == 16
+    cfg = config("  s: {source: {type: sequence, path: x}}", "detector: {batch_size: 3}")
+    assert cfg.detector.batch_for("cpu") == cfg.detector.batch_for("cuda") == 3

@@ -141,3 +141,26 @@ def test_estimate_shift_follows_platform_drift(background):
     est = np.array([estimate_shift(seq._frames[i - 1], seq._frames[i]) for i in range(1, 25)])
     assert np.abs(true).max() > 0.3
     assert np.sqrt(np.mean((est - true) ** 2)) < 0.1
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_fast_grey_opening_equals_scipys(dtype):
+    from scipy import ndimage
+
+    from tracking.egomotion import _background
+
+    img = (np.random.default_rng(3).random((37, 53)) * 200).astype(dtype)
+    ref = ndimage.maximum_filter(ndimage.minimum_filter(img.astype(np.float32), size=7), size=7)
+    assert np.array_equal(_background(img), ref)
+
+
+def test_scene_motion_matches_pairwise_estimates(background):
+    from tracking.egomotion import SceneMotion, estimate_shift
+
+    seq, _ = render(small(background, frames=8, drift=1.0, hot_pixels=0))
+    frames = seq._frames
+    motion = SceneMotion()
+    offsets = [motion.update(f) for f in frames]
+    pairs = [estimate_shift(frames[i - 1], frames[i]) for i in range(1, len(frames))]
+    assert all(p is not None for p in pairs)
+    assert np.allclose(offsets[-1], np.sum(pairs[1:], axis=0), atol=1e-6)  # the first shift only seeds

@@ -1,19 +1,73 @@
 """Apparent background motion between frames (platform drift), by FFT phase correlation."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
-from scipy import fft, ndimage
+from scipy import fft
 
 _LOWPASS = 0.1  # std of the frequency weighting, cycles/px
 _OPENING = 7  # px: bright features narrower than this (targets, hot pixels) are removed first
 MIN_PEAK_RATIO = 1.05  # the correlation peak over the strongest other one: a tie means no reliable motion
 MAX_SHIFT = 8.0  # px/frame: larger apparent motion is taken as a failed measurement
+WINDOW = (256, 256)  # (h, w) px: the central part of the frame that is measured (the whole of a smaller frame)
+
+
+def _rank1d(x: np.ndarray, size: int, axis: int, op: np.ufunc) -> np.ndarray:
+    """Running min/max over `size` samples along `axis` (edges mirrored as scipy.ndimage's 'reflect')."""
+    r = size // 2
+    pad = [(0, 0), (0, 0)]
+    pad[axis] = (r, size - 1 - r)
+    p = np.pad(x, pad, mode="symmetric")
+    n = x.shape[axis]
+    take = (lambda i: p[i:i + n]) if axis == 0 else (lambda i: p[:, i:i + n])
+    out = take(0).copy()
+    for i in range(1, size):
+        op(out, take(i), out=out)
+    return out
 
 
 def _background(frame: np.ndarray) -> np.ndarray:
-    """Grey opening: the frame without small bright spots, which move unlike the background."""
-    f = np.asarray(frame, np.float32)
-    return ndimage.maximum_filter(ndimage.minimum_filter(f, size=_OPENING), size=_OPENING)
+    """Grey opening: the frame without small bright spots, which move unlike the background.
+
+    Equal to `ndimage.maximum_filter(ndimage.minimum_filter(f, 7), 7)`, in the frame's own dtype with
+    separable NumPy passes: 1.5 ms instead of 11 ms for 640x512."""
+    f = np.asarray(frame)
+    for op in (np.minimum, np.maximum):
+        f = _rank1d(_rank1d(f, _OPENING, 0, op), _OPENING, 1, op)
+    return f.astype(np.float32)
+
+
+def _central(frame: np.ndarray) -> np.ndarray:
+    """The central WINDOW of the frame: 37 % of a 640x512 frame, for 0.016-0.045 px rms instead of 0.013-0.035
+    over the whole frame (8 drifting IR backgrounds) at 1.1 ms instead of 2.7 ms a frame."""
+    h, w = frame.shape[:2]
+    ch, cw = min(h, WINDOW[0]), min(w, WINDOW[1])
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return frame[y:y + ch, x:x + cw]
+
+
+class _Spectrum:
+    """What phase correlation needs of one frame, computed once per frame."""
+
+    def __init__(self, frame: np.ndarray) -> None:
+        frame = np.asarray(frame)
+        self.frame_shape = frame.shape
+        a = _background(_central(frame))
+        self.shape = a.shape
+        self.fft = fft.rfft2((a - a.mean()) * _window(a.shape))
+
+
+@functools.lru_cache(maxsize=8)
+def _window(shape: tuple[int, int]) -> np.ndarray:
+    return np.outer(np.hanning(shape[0]), np.hanning(shape[1])).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _lowpass(shape: tuple[int, int]) -> np.ndarray:
+    fy = fft.fftfreq(shape[0]).astype(np.float32)[:, None]
+    fx = fft.rfftfreq(shape[1]).astype(np.float32)[None, :]
+    return np.exp(-(fx**2 + fy**2) / (2 * _LOWPASS**2)).astype(np.float32)
 
 
 class SceneMotion:
@@ -28,18 +82,19 @@ class SceneMotion:
     CONSISTENCY = 1.0
 
     def __init__(self) -> None:
-        self.prev: np.ndarray | None = None
+        self.prev: _Spectrum | None = None
         self.last: tuple[float, float] | None = None
         self.offset = (0.0, 0.0)
 
     def update(self, frame: np.ndarray) -> tuple[float, float]:
-        if self.prev is not None and self.prev.shape == frame.shape:
-            shift = estimate_shift(self.prev, frame)
+        cur = _Spectrum(frame)
+        if self.prev is not None and self.prev.frame_shape == cur.frame_shape:
+            shift = _shift(self.prev, cur)
             if shift is not None and self.last is not None and \
                     max(abs(shift[0] - self.last[0]), abs(shift[1] - self.last[1])) <= self.CONSISTENCY:
                 self.offset = (self.offset[0] + shift[0], self.offset[1] + shift[1])
             self.last = shift
-        self.prev = frame
+        self.prev = cur
         return self.offset
 
     def reset(self) -> None:
@@ -49,23 +104,22 @@ class SceneMotion:
 
 def estimate_shift(prev: np.ndarray, cur: np.ndarray) -> tuple[float, float] | None:
     """(dx, dy) in px such that `cur(x, y) ~ prev(x - dx, y - dy)`: how far the scene moved between two grey
-    frames. For the tracker's `shift` argument. Phase correlation of the frames' grey openings, half-way
-    whitened and low-passed, with a Gaussian fit through the peak; ~0.015 px rms per frame on drifting
-    IR backgrounds with targets and hot pixels (20-40 ms for 640x512 on one CPU core).
+    frames. For the tracker's `shift` argument. Phase correlation of the central WINDOW of the frames' grey
+    openings, half-way whitened and low-passed, with a Gaussian fit through the peak; 0.016-0.045 px rms per
+    frame on drifting IR backgrounds with targets and hot pixels (`SceneMotion` computes each frame's half
+    once: ~1.1 ms a frame for 640x512 on one CPU core).
 
     None when the background has too little structure to tell: on sensor noise alone the correlation maximum
     falls anywhere in the frame, so a maximum beyond MAX_SHIFT (a platform drifts by a few px a frame), or one
     that does not stand MIN_PEAK_RATIO above the next, is no measurement. The caller treats None as no motion."""
-    a, b = _background(prev), _background(cur)
-    win = np.outer(np.hanning(a.shape[0]), np.hanning(a.shape[1])).astype(np.float32)
-    fa = fft.rfft2((a - a.mean()) * win)
-    fb = fft.rfft2((b - b.mean()) * win)
-    r = fb * np.conj(fa)
+    return _shift(_Spectrum(prev), _Spectrum(cur))
+
+
+def _shift(prev: _Spectrum, cur: _Spectrum) -> tuple[float, float] | None:
+    r = cur.fft * np.conj(prev.fft)
     r /= np.sqrt(np.abs(r)) + 1e-9
-    fy = fft.fftfreq(a.shape[0]).astype(np.float32)[:, None]
-    fx = fft.rfftfreq(a.shape[1]).astype(np.float32)[None, :]
-    r *= np.exp(-(fx**2 + fy**2) / (2 * _LOWPASS**2))
-    corr = fft.irfft2(r, s=a.shape)
+    r *= _lowpass(prev.shape)
+    corr = fft.irfft2(r, s=prev.shape)
     py, px = np.unravel_index(int(np.argmax(corr)), corr.shape)
     others = corr.copy()
     others[np.ix_(np.arange(py - 6, py + 7) % corr.shape[0], np.arange(px - 6, px + 7) % corr.shape[1])] = -np.inf

@@ -6,20 +6,32 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
-    """Conv (no bias) + BatchNorm (+ Mish)."""
+ACTIVATIONS: dict[str, type[nn.Module]] = {"mish": nn.Mish, "relu": nn.ReLU}
+
+
+def activation(name: str) -> nn.Module:
+    """'mish' (the method's choice) or 'relu' (fused into the convolution by CPU runtimes)."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name](inplace=True)
+
+
+def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: str | None = "mish"
+            ) -> nn.Sequential:
+    """Conv (no bias) + BatchNorm (+ activation, by name; None for none)."""
     layers: list[nn.Module] = [
         nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
         nn.BatchNorm2d(cout),
     ]
     if act:
-        layers.append(nn.Mish(inplace=True))
+        layers.append(activation(act))
     return nn.Sequential(*layers)
 
 
 def dw_separable(cin: int, cout: int, stride: int = 1, act_last: bool = True) -> nn.Sequential:
     """Depthwise 3x3 + BN, then pointwise 1x1 + BN (+ Mish)."""
-    return nn.Sequential(conv_bn(cin, cin, 3, stride, groups=cin, act=False), conv_bn(cin, cout, 1, act=act_last))
+    return nn.Sequential(conv_bn(cin, cin, 3, stride, groups=cin, act=None),
+                         conv_bn(cin, cout, 1, act="mish" if act_last else None))
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -32,12 +44,12 @@ class DetectionHead(nn.Module):
 
     PRIOR_BIAS = -2.197  # sigmoid(-2.197) = 0.1
 
-    def __init__(self, cin: int, mid: int | None = None, kernel: int = 3) -> None:
+    def __init__(self, cin: int, mid: int | None = None, kernel: int = 3, act: str = "mish") -> None:
         super().__init__()
         mid = mid or cin
 
         def branch(cout: int) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(cin, mid, kernel, padding=kernel // 2), nn.Mish(inplace=True),
+            return nn.Sequential(nn.Conv2d(cin, mid, kernel, padding=kernel // 2), activation(act),
                                  nn.Conv2d(mid, cout, 1))
 
         self.heatmap, self.ltrb, self.offset = branch(1), branch(4), branch(2)

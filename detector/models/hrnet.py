@@ -20,7 +20,7 @@ class Stem(nn.Module):
         half = width // 2
         self.conv1 = conv_bn(cin, width, 3, 2)
         self.branch1 = dw_separable(half, half)
-        self.branch2 = nn.Sequential(conv_bn(half, width, 1), conv_bn(width, width, 3, groups=width, act=False),
+        self.branch2 = nn.Sequential(conv_bn(half, width, 1), conv_bn(width, width, 3, groups=width, act=None),
                                      conv_bn(width, half, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -41,8 +41,9 @@ class CrossResolutionWeighting(nn.Module):
         self.expand[0] = nn.Conv2d(total // ratio, total, 1, bias=False)
 
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
-        size = xs[-1].shape[-2:]
-        pooled = [F.adaptive_avg_pool2d(x, size) for x in xs[:-1]] + [xs[-1]]
+        # branch i is 2**(n-1-i) times the smallest one (inputs padded to a multiple of 32): a fixed-kernel
+        # average pool, which (unlike adaptive pooling) exports to ONNX for every frame size
+        pooled = [F.avg_pool2d(x, 2 ** (len(xs) - 1 - i)) for i, x in enumerate(xs[:-1])] + [xs[-1]]
         weights = self.expand(self.reduce(torch.cat(pooled, 1))).split(self.channels, 1)
         return [x * F.interpolate(w, size=x.shape[-2:], mode="nearest") for x, w in zip(xs, weights)]
 
@@ -66,7 +67,7 @@ class LiteBlock(nn.Module):
         super().__init__()
         halves = [c // 2 for c in channels]
         self.cross = CrossResolutionWeighting(halves, ratio)
-        self.dw = nn.ModuleList(conv_bn(c, c, 3, groups=c, act=False) for c in halves)
+        self.dw = nn.ModuleList(conv_bn(c, c, 3, groups=c, act=None) for c in halves)
         self.spatial = nn.ModuleList(SpatialWeighting(c) for c in halves)
 
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -87,7 +88,7 @@ class Fuse(nn.Module):
             row = nn.ModuleList()
             for j in range(n):
                 if j > i:
-                    row.append(conv_bn(channels[j], channels[i], 1, act=False))
+                    row.append(conv_bn(channels[j], channels[i], 1, act=None))
                 elif j == i:
                     row.append(nn.Identity())
                 else:

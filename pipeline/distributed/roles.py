@@ -264,7 +264,8 @@ def build_role(role: str, config: PipelineConfig, *, mux, detector_factory: Call
                               where=where)
         out = DetectionPublisher(batches, writer)
         c = config.detector
-        stage = DetectStage(detector, batches, out, c.batch_size, c.batch_timeout_ms / 1000, metrics)
+        batch = c.batch_for(getattr(getattr(detector, "device", None), "type", "cpu"))
+        stage = DetectStage(detector, batches, out, batch, c.batch_timeout_ms / 1000, metrics)
         log.info("detect worker %s: %s -> %s on %s", name, frames, detections, where)
         return [("detect", stage.step)], [batches, out]
     name = consumer_name("track")

@@ -1,0 +1,50 @@
+"""Each performance benchmark runs with one command on a fresh checkout and prints its JSON lines (tiny
+settings here: this checks that they work, not the figures, which are never asserted on timing)."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, rtsp_available
+
+
+def run_benchmark(script: str, *args: str, timeout: int = 300) -> list[dict]:
+    proc = subprocess.run([sys.executable, f"benchmarks/{script}", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert lines and "machine" in lines[0], proc.stdout
+    return lines[1:]
+
+
+def test_model_speed():
+    rows = run_benchmark("model_speed.py", "--variants", "fast", "--rounds", "3", "--budget", "0.1")
+    seen = {(r["runtime"], r["size"], r["batch"]) for r in rows}
+    assert seen == {(rt, s, b) for rt in ("torch", "onnxruntime") for s in ("256x256", "640x512") for b in (1, 4)}
+    assert all(r["fps"] > 0 and r["params"] > 0 and r["gmacs_per_frame"] > 0 for r in rows)
+
+
+def test_peaks_speed():
+    rows = run_benchmark("peaks_speed.py", "--rounds", "5")
+    assert {(r["frame"], r["path"]) for r in rows} >= {(f, p) for f in ("640x512", "1280x1024") for p in ("torch", "numpy")}
+    assert all(r["same_peaks"] for r in rows)
+
+
+def test_pipeline_speed():
+    rows = run_benchmark("pipeline_speed.py", "--rounds", "1")
+    summary = rows[-1]
+    assert summary["summary"] and summary["frames"] == 200 and summary["size"] == "640x512"
+    assert summary["model_only_fps"] > 0 and summary["pipeline_fps"] > 0 and summary["naive_fps"] > 0
+    assert rows[0]["pipeline_alerts"] > 0 and rows[0]["naive_alerts"] > 0
+
+
+def test_latency_rtsp():
+    reason = rtsp_available() or (None if shutil.which("redis-server") else "redis-server not installed")
+    if reason:
+        pytest.skip(reason)
+    (result,) = run_benchmark("latency_rtsp.py", "--seconds", "6")
+    stages = {s["stage"]: s for s in result["stages"]}
+    assert {"decode", "inference", "track", "capture_to_alert"} <= stages.keys()
+    assert result["frames_tracked"] > 50 and result["alerts_received"] > 0
