@@ -171,7 +171,13 @@ class Pipeline:
                 self.camera_errors[record.camera] = record.error
 
         def worker(name: str, step, on_exit=None) -> Worker:
-            return Worker(name, step, self.fail, r.max_restarts, r.restart_window_s, self.metrics, on_exit)
+            def exited() -> None:  # wake `_wait` at once: a finished run returns without polling delay
+                try:
+                    if on_exit is not None:
+                        on_exit()
+                finally:
+                    self._wake.set()
+            return Worker(name, step, self.fail, r.max_restarts, r.restart_window_s, self.metrics, exited)
 
         batch = cfg.detector.batch_for(_device_type(detector)) if role is None else 1
         readers = []

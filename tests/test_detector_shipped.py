@@ -23,8 +23,9 @@ def _frame(seed: int = 0, bits: int = 8):
 
 
 SIRST = Path(__file__).resolve().parents[2] / "shared" / "data" / "sirst"
-# measured on the test split with the shipped weights (README): fast 0.932, hrnet 0.858
-MIN_TEST_F1 = {"fast": 0.90, "hrnet": 0.83}
+# measured on the test split with the shipped weights (README): fast 0.900 (ReLU; the Mish version had 0.932
+# but ran at half the speed on a CPU), hrnet 0.858
+MIN_TEST_F1 = {"fast": 0.88, "hrnet": 0.83}
 
 
 @pytest.mark.parametrize("variant", ["fast", "hrnet"])
