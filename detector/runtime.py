@@ -40,8 +40,9 @@ def resolve(runtime: str, precision: str, device: torch.device) -> tuple[str, st
         raise DetectorError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if precision not in PRECISIONS:
         raise DetectorError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if runtime == "auto":
-        runtime = "onnxruntime" if device.type == "cpu" and have_onnxruntime() else "torch"
+    if runtime == "auto":  # ONNX Runtime where it applies: a CPU, in fp32
+        cpu_fp32 = device.type == "cpu" and precision in ("auto", "fp32")
+        runtime = "onnxruntime" if cpu_fp32 and have_onnxruntime() else "torch"
     if precision == "auto":
         precision = "fp16" if device.type == "cuda" else "fp32"
     if runtime == "onnxruntime":

@@ -64,8 +64,10 @@ def test_auto_choices_and_refusals():
     assert resolve("auto", "auto", CPU) == ("onnxruntime", "fp32")
     assert resolve("torch", "auto", CPU) == ("torch", "fp32")
     assert resolve("auto", "auto", torch.device("cuda")) == ("torch", "fp16")
-    with pytest.raises(DetectorError, match="fp16 needs a CUDA device"):
-        resolve("torch", "fp16", CPU)
+    assert resolve("auto", "bf16", CPU) == ("torch", "bf16")  # asking for bf16 picks the runtime that has it
+    for runtime in ("torch", "auto"):
+        with pytest.raises(DetectorError, match="fp16 needs a CUDA device"):
+            resolve(runtime, "fp16", CPU)
     with pytest.raises(DetectorError, match="unknown runtime 'tensorrt'"):
         resolve("tensorrt", "auto", CPU)
     with pytest.raises(DetectorError, match="onnxruntime runs in fp32"):
