@@ -109,7 +109,7 @@ class DetectorConfig(Base):
                                                   "None: the shipped default")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     runtime: Literal["auto", "onnxruntime", "torch"] = Field(
-        "auto", description="auto: onnxruntime on a CPU, torch on CUDA")
+        "auto", description="auto: onnxruntime on a CPU in fp32, else torch")
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
         "auto", description="auto: fp32 on a CPU, fp16 on CUDA (fp16 needs CUDA)")
     threads: int | None = Field(None, ge=1, description="CPU inference threads; None: one per core")
