@@ -104,7 +104,23 @@ def write_json(path: str | None, payload: Any) -> None:
         Path(path).write_text(json.dumps(payload, indent=2))
 
 
-# ---------------------------------------------------------------- real services for the benchmarks
+def cli(main: Callable[[], Any]) -> None:
+    """Run a benchmark's `main`; a user mistake (bad path, config or option) ends in one `error:` line."""
+    from detector.errors import DetectorError
+    from pipeline.config import ConfigError
+    from pipeline.graph import StartupError
+    from pipeline.sources import SourceError
+    from tracking.sequences import SequenceError
+
+    try:
+        main()
+    except ConfigError as e:
+        raise SystemExit("\n".join(f"error: {p}" for p in e.problems)) from None
+    except (DetectorError, StartupError, SourceError, SequenceError, OSError) as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+# ---------------------------------------------------------------- real services (benchmarks and tests)
 
 def free_port() -> int:
     import socket
@@ -114,7 +130,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_port(port: int, timeout: float = 10.0) -> bool:
+def wait_port(port: int, timeout: float = 10.0) -> bool:
     import socket
 
     end = time.monotonic() + timeout
@@ -137,7 +153,7 @@ def start_redis(workdir: Path) -> tuple["subprocess.Popen", str]:
     port = free_port()
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL)
-    if not _wait_port(port):
+    if not wait_port(port):
         proc.kill()
         raise SystemExit("error: redis-server did not start")
     return proc, f"redis://127.0.0.1:{port}/0"

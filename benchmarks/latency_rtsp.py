@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import common
-from common import emit, machine, percentile, start_redis, start_rtsp, table, write_json
+from common import cli, emit, machine, percentile, start_redis, start_rtsp, table, write_json
 
 from pipeline.config import load_config
 from pipeline.graph import Pipeline
@@ -189,4 +189,4 @@ def _frames_done(pipe: Pipeline, camera: str) -> int:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -14,7 +14,7 @@ from typing import Any
 
 import common  # noqa: F401  (puts the repository on sys.path)
 import torch
-from common import emit, interleaved, machine, median_ms, table, write_json
+from common import cli, emit, interleaved, machine, median_ms, table, write_json
 
 from detector.checkpoint import load_checkpoint
 from detector.complexity import count_macs, count_params
@@ -88,4 +88,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

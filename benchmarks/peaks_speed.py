@@ -15,7 +15,7 @@ from typing import Any
 import common  # noqa: F401  (puts the repository on sys.path)
 import numpy as np
 import torch
-from common import emit, interleaved, machine, median_ms, table, write_json
+from common import cli, emit, interleaved, machine, median_ms, table, write_json
 
 from detector.peaks import extract_peaks, extract_peaks_cupy, extract_peaks_numpy
 
@@ -94,4 +94,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import common
-from common import emit, machine, table, write_json
+from common import cli, emit, machine, table, write_json
 
 from detector import Detector
 from detector.inference import to_batch
@@ -131,4 +131,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -7,7 +7,6 @@ is measured by `benchmarks/model_speed.py` (README, "Performance").
 from __future__ import annotations
 
 import io
-import os
 import warnings
 from typing import Callable
 
@@ -123,8 +122,8 @@ class _Outputs(nn.Module):
         return tuple(out[k] for k in OUTPUTS)
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike | None = None) -> bytes:
-    """ONNX bytes of `model` (any batch size and frame size); also written to `path` when given."""
+def export_onnx(model: nn.Module) -> bytes:
+    """ONNX bytes of `model` (any batch size and frame size)."""
     buf = io.BytesIO()
     wrapped = _Outputs(fold_batchnorm(model).cpu().float().eval())
     with warnings.catch_warnings(), torch.no_grad():
@@ -135,11 +134,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike | None = None) -> byte
                           opset_version=17, dynamo=False,
                           dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
                                         **{k: {0: "batch", 2: "rows", 3: "cols"} for k in OUTPUTS}})
-    data = buf.getvalue()
-    if path is not None:
-        with open(path, "wb") as f:
-            f.write(data)
-    return data
+    return buf.getvalue()
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:

@@ -23,7 +23,7 @@ from pipeline.metrics import Metrics
 from pipeline.mux import FrameMux
 from pipeline.sinks import Sink, build_sinks
 from pipeline.sources import CameraReader
-from pipeline.stages import DONE, DetectStage, StreamEnded, TrackStage
+from pipeline.stages import DONE, DetectStage, StreamEnded, TrackStage, detector_batch_size
 from pipeline.workers import Channel, Worker
 
 log = logging.getLogger("pipeline")
@@ -179,7 +179,7 @@ class Pipeline:
                     self._wake.set()
             return Worker(name, step, self.fail, r.max_restarts, r.restart_window_s, self.metrics, exited)
 
-        batch = cfg.detector.batch_for(_device_type(detector)) if role is None else 1
+        batch = detector_batch_size(detector, cfg.detector) if role is None else 1
         readers = []
         for name in cameras if role in (None, "ingest") else []:
             cam = cfg.cameras[name]
@@ -275,10 +275,6 @@ class Pipeline:
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda s, _f: self.stop(signal.Signals(s).name))
         return previous
-
-
-def _device_type(detector: Any) -> str:
-    return getattr(getattr(detector, "device", None), "type", "cpu")
 
 
 def _once(fn: Callable[[], None]) -> Callable[[], bool]:

@@ -24,6 +24,11 @@ class StreamEnded:
 DONE = "done"  # sentinel: every camera has ended
 
 
+def detector_batch_size(detector: Any, config: Any) -> int:
+    """`config.batch_size` (a `DetectorConfig`), or the default for the device the detector runs on."""
+    return config.batch_for(getattr(getattr(detector, "device", None), "type", "cpu"))
+
+
 class DetectStage:
     """Frames -> `DetectedFrame`s, in each camera's order; ends pass through after that camera's frames."""
 

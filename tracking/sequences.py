@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import numpy as np
 from PIL import Image
@@ -13,6 +13,9 @@ from scipy.optimize import linear_sum_assignment
 
 from detector.imageio import image_to_grey
 from detector.imageio import to_grey as array_to_grey
+
+if TYPE_CHECKING:
+    import av
 from .motchallenge import MotRows, read_rows, read_seqinfo
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -79,7 +82,7 @@ class ImageListSequence(Sequence):
                 yield i, to_grey(im)
 
 
-def video_frame_to_grey(frame) -> np.ndarray:
+def video_frame_to_grey(frame: "av.VideoFrame") -> np.ndarray:
     """The frame's luma as a 2-D array: uint16 for formats deeper than 8 bits, else uint8.
 
     8-bit YUV (what H.264/H.265 cameras send) is copied straight from the luma plane, values as coded

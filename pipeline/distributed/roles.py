@@ -239,7 +239,7 @@ def build_role(role: str, config: PipelineConfig, *, mux, detector_factory: Call
                make_tracker, emit: Callable[[Any], None], cameras: list[str], metrics, stop: threading.Event
                ) -> tuple[list[tuple[str, Step]], list[Any]]:
     """The stage steps of `role` and the objects to abort on a fatal error. Raises `StreamsUnavailable`."""
-    from pipeline.stages import DetectStage, TrackStage
+    from pipeline.stages import DetectStage, TrackStage, detector_batch_size
 
     s = config.streams
     client = connect(s.url)
@@ -264,8 +264,8 @@ def build_role(role: str, config: PipelineConfig, *, mux, detector_factory: Call
                               where=where)
         out = DetectionPublisher(batches, writer)
         c = config.detector
-        batch = c.batch_for(getattr(getattr(detector, "device", None), "type", "cpu"))
-        stage = DetectStage(detector, batches, out, batch, c.batch_timeout_ms / 1000, metrics)
+        stage = DetectStage(detector, batches, out, detector_batch_size(detector, c), c.batch_timeout_ms / 1000,
+                            metrics)
         log.info("detect worker %s: %s -> %s on %s", name, frames, detections, where)
         return [("detect", stage.step)], [batches, out]
     name = consumer_name("track")
