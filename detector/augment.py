@@ -1,5 +1,6 @@
-"""Training samples: random crops, flips and scale jitter of real frames, plus synthetic targets injected
-into target-free real backgrounds (extra positives and hard negatives)."""
+"""Training samples: random crops, flips, scale jitter and polarity inversion of real frames drawn from several
+labelled sources by weight, plus synthetic targets (points and extended blobs, bright or dark) injected into
+target-free real backgrounds and plain noisy skies (extra positives and hard negatives)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +14,7 @@ from PIL import Image
 from .datasets import Sample
 from .encoding import encode_targets
 from .imageio import IMAGE_SUFFIXES, frame_stats, load_grey, normalize
-from .synthetic import inject_targets
+from .synthetic import flat_sky, inject_targets
 
 
 def _resize(image: np.ndarray, scale: float) -> np.ndarray:
@@ -43,19 +44,30 @@ def _scale_targets(cents: np.ndarray, boxes: np.ndarray, sx: float, sy: float) -
 
 
 class TrainSet(torch.utils.data.Dataset):
-    """Endless random training crops (an epoch is `length` of them)."""
+    """Endless random training crops (an epoch is `length` of them).
 
-    def __init__(self, samples: list[Sample], stride: int, crop: int = 192, length: int = 1024,
-                 backgrounds: str | Path | None = None, background_share: float = 0.45,
-                 scale: tuple[float, float] = (0.8, 1.25), seed: int = 0) -> None:
-        self.samples, self.stride, self.crop, self.length = samples, stride, crop, length
+    `sources`: (samples, weight) pairs; a real sample is drawn from a source with probability proportional to
+    its weight. `synthetic_share` of the samples are synthetic targets in target-free backgrounds (a quarter of
+    those on a plain noisy sky). `invert`: share of samples with the polarity flipped (black-hot cameras).
+    """
+
+    def __init__(self, sources: list[tuple[list[Sample], float]], stride: int, crop: int = 192, length: int = 1024,
+                 backgrounds: str | Path | None = None, synthetic_share: float = 0.3,
+                 scale: tuple[float, float] = (0.8, 1.25), seed: int = 0, invert: float = 0.25,
+                 extended: float = 0.2, dark: float = 0.15) -> None:
+        sources = [(s, float(w)) for s, w in sources if len(s) and w > 0]
+        self.sources = [s for s, _ in sources]
+        weights = np.array([w for _, w in sources], float)
+        self.source_p = weights / weights.sum() if len(weights) else weights
+        self.stride, self.crop, self.length = stride, crop, length
         self.scale, self.seed, self.epoch = scale, seed, 0
+        self.invert, self.extended, self.dark = invert, extended, dark
         self.backgrounds = []
         if backgrounds and Path(backgrounds).is_dir():
             self.backgrounds = [load_grey(p) for p in sorted(Path(backgrounds).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
         # a crop of a background is normalised with the whole frame's statistics, as at inference
         self.background_stats = [frame_stats(b) for b in self.backgrounds]
-        self.background_share = background_share if self.backgrounds else 0.0
+        self.synthetic_share = synthetic_share if (self.backgrounds or not self.sources) else 0.0
 
     def __len__(self) -> int:
         return self.length
@@ -63,27 +75,40 @@ class TrainSet(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        if rng.random() < self.background_share:
+    def _synthetic(self, rng: np.random.Generator):
+        n = int(rng.integers(0, 5))
+        if self.backgrounds and rng.random() < 0.75:
             k = int(rng.integers(len(self.backgrounds)))
             bg, stats = self.backgrounds[k], self.background_stats[k]
             y0 = rng.integers(0, max(1, bg.shape[0] - 2 * self.crop))
             x0 = rng.integers(0, max(1, bg.shape[1] - 2 * self.crop))
             region = bg[y0:y0 + 2 * self.crop, x0:x0 + 2 * self.crop].astype(np.float32)
-            grey = 257.0 if region.dtype == np.uint16 else 1.0
+            grey = 257.0 if bg.dtype == np.uint16 else 1.0
             if rng.random() < 0.6:  # sensor noise under the targets, so SCR is measured against it
                 region = region + rng.normal(0, rng.uniform(0.3, 2.0) * grey, region.shape).astype(np.float32)
-            image, cents, boxes = inject_targets(region, rng, int(rng.integers(0, 5)))
+        else:  # a plain sky: its own statistics, like a whole flat frame at inference
+            grey, stats = 1.0, None
+            region = flat_sky((2 * self.crop, 2 * self.crop), rng)
+            n = int(rng.integers(0, 2))
+        image, cents, boxes = inject_targets(region, rng, n, extended=self.extended, dark=self.dark)
+        return image, cents, boxes, stats, grey
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        if rng.random() < self.synthetic_share:
+            image, cents, boxes, stats, grey = self._synthetic(rng)
         else:
             stats = None
-            s = self.samples[rng.integers(len(self.samples))]
+            src = self.sources[rng.choice(len(self.sources), p=self.source_p)]
+            s = src[rng.integers(len(src))]
             grey = 257.0 if s.image.dtype == np.uint16 else 1.0
             image, cents, boxes = s.image.astype(np.float32), s.centroids, s.boxes
             if rng.random() < 0.3:  # extra synthetic targets in a real scene
-                image, c2, b2 = inject_targets(image, rng, int(rng.integers(1, 3)))
+                image, c2, b2 = inject_targets(image, rng, int(rng.integers(1, 3)), extended=self.extended, dark=self.dark)
                 cents, boxes = np.concatenate([cents, c2]), np.concatenate([boxes, b2])
         image = normalize(_sensor_effects(image, rng, grey), stats)
+        if rng.random() < self.invert:
+            image = -image
         k = rng.uniform(*self.scale)
         if abs(k - 1) > 0.02:
             h, w = image.shape

@@ -18,7 +18,10 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a variant (checkpoint and threshold chosen on val)")
     t.add_argument("--variant", choices=["fast", "hrnet"], default="fast")
-    t.add_argument("--data", required=True, help="dataset folder (SIRST, mask folder) or COCO json")
+    t.add_argument("--data", required=True,
+                   help="dataset folder (SIRST, IRSTD-1k, mask folder, halmstad-ir videos), COCO json, or a .yaml mix "
+                        "of several (configs/detector-mix.yaml)")
+    t.add_argument("--init", default=None, help="start from this checkpoint's weights (a path or a shipped variant)")
     t.add_argument("--out", required=True, help="run folder: best.pt, last.pt, history.json")
     t.add_argument("--epochs", type=int, default=60)
     t.add_argument("--iters", type=int, default=64, help="iterations per epoch")
@@ -35,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="P/R/F1, Pd/Fa, AP50, by size; JSON + PR curve PNG")
     e.add_argument("--weights", default=None, help="checkpoint, or a shipped variant name (default: fast)")
-    e.add_argument("--data", required=True)
+    e.add_argument("--data", required=True, help="dataset folder (SIRST, IRSTD-1k, MDvsFA, mask folder, "
+                   "halmstad-ir videos: every --every-th frame) or COCO json")
+    e.add_argument("--every", type=int, default=None, help="video datasets: score every n-th frame (default 10)")
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--out", default=None, help="folder for metrics.json and pr_curve.png")
     e.add_argument("--device", default="auto")
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
             best = train(args.variant, args.data, args.out, args.epochs, args.iters, args.batch, args.crop, args.lr,
                          val_every=args.val_every, backgrounds=args.backgrounds, device=args.device,
-                         seed=args.seed, resume=args.resume, threads=args.threads)
+                         seed=args.seed, resume=args.resume, threads=args.threads, init=args.init)
             print(f"best val F1 {best['f1']:.3f} at epoch {best.get('epoch')} (threshold {best.get('threshold')}) "
                   f"-> {Path(args.out) / 'best.pt'}")
         elif args.command == "eval":
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             from .predict import Detector
 
             det = Detector.load(args.weights, args.device)
-            samples = open_dataset(args.data, args.split)
+            samples = open_dataset(args.data, args.split, args.every)
             report = run_eval(det, samples, args.data, args.split, Path(args.out) if args.out else None)
             print(format_report(report))
             if args.out:

@@ -1,7 +1,8 @@
-"""Labelled single-frame data: SIRST layout, mask folders (IRSTD-1k style) and COCO json.
+"""Labelled single-frame data: SIRST layout, mask folders, IRSTD-1k, MDvsFA, halmstad-ir video frames, COCO json.
 
 Every reader returns `Sample`s in the project's convention: centroids (x, y) with the centre of pixel
-(i, j) at (i, j); boxes as inclusive pixel indices xmin, ymin, xmax, ymax.
+(i, j) at (i, j); boxes as inclusive pixel indices xmin, ymin, xmax, ymax; `gates` the match radius of each
+target in pixels (3 px for mask targets, max(3 px, half the box diagonal) for box-labelled targets).
 """
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ from scipy import ndimage
 
 from .errors import DetectorError
 from .imageio import IMAGE_SUFFIXES, load_grey
+from .metrics import GATE_PX
 
 SPLITS = ("train", "val", "test")
+
+
 
 
 @dataclass
@@ -25,6 +29,18 @@ class Sample:
     image: np.ndarray  # (H, W) uint8 / uint16
     centroids: np.ndarray  # (N, 2) float
     boxes: np.ndarray  # (N, 4) float, inclusive pixel indices
+    gates: np.ndarray | None = None  # (N,) match radius in px; None: GATE_PX for every target
+
+    def __post_init__(self) -> None:
+        if self.gates is None:
+            self.gates = np.full(len(self.centroids), GATE_PX)
+
+
+def box_gates(boxes: np.ndarray) -> np.ndarray:
+    """Match radius of box-labelled targets: max(3 px, half the box diagonal)."""
+    boxes = np.asarray(boxes, float).reshape(-1, 4)
+    w, h = boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1
+    return np.maximum(GATE_PX, 0.5 * np.hypot(w, h))
 
 
 def components(mask: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -42,14 +58,16 @@ def components(mask: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def centroid_in_box(image: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Intensity-weighted centroid of the brighter half of the pixels inside an inclusive box."""
+    """Intensity-weighted centroid of the target inside an inclusive box, of either polarity: the pixels
+    brighter than the box's median, or darker, whichever departs further from it."""
     x0, y0, x1, y1 = [int(round(v)) for v in box]
     h, w = image.shape
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w - 1, x1), min(h - 1, y1)
     patch = image[y0:y1 + 1, x0:x1 + 1].astype(np.float64)
     if patch.size == 0:
         return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
-    wts = np.clip(patch - np.median(patch), 0, None)
+    dev = patch - np.median(patch)
+    wts = np.clip(dev if dev.max() >= -dev.min() else -dev, 0, None)
     if wts.sum() <= 0:
         wts = np.ones_like(patch)
     ys, xs = np.mgrid[y0:y1 + 1, x0:x1 + 1]
@@ -59,7 +77,7 @@ def centroid_in_box(image: np.ndarray, box: np.ndarray) -> np.ndarray:
 def _read_split(root: Path, split: str) -> list[str]:
     for candidate in (root / "splits" / f"{split}.txt", root / f"{split}.txt", root / "idx_427" / f"{split}.txt"):
         if candidate.is_file():
-            return [line.strip() for line in candidate.read_text().splitlines() if line.strip()]
+            return [Path(line.strip()).stem for line in candidate.read_text().splitlines() if line.strip()]
     raise DetectorError(f"{root}: no list for split {split!r} (looked for splits/{split}.txt and {split}.txt)")
 
 
@@ -107,15 +125,74 @@ def read_sirst(root: str | Path, split: str) -> list[Sample]:
     return samples
 
 
-def read_mask_folder(root: str | Path, split: str) -> list[Sample]:
-    """IRSTD-1k style: images/ and masks/ of the same names, a list per split; targets = mask components."""
+def read_mask_folder(root: str | Path, split: str, images: str = "images", masks: str = "masks",
+                     names: list[str] | None = None) -> list[Sample]:
+    """Images and masks of the same names in two folders, a list per split; targets = mask components."""
     root = Path(root)
     samples = []
-    for name in _read_split(root, split):
-        image = load_grey(_find_image(root / "images", name))
-        cents, boxes = components(load_grey(_find_image(root / "masks", name)), image)
+    for name in _read_split(root, split) if names is None else names:
+        image = load_grey(_find_image(root / images, name))
+        cents, boxes = components(load_grey(_find_image(root / masks, name)) > 127, image)
         samples.append(Sample(name, image, cents, boxes))
     return samples
+
+
+IRSTD1K_VAL_EVERY = 5  # our val: every 5th name of the authors' trainval list (160 of 800)
+
+
+def read_irstd1k(root: str | Path, split: str) -> list[Sample]:
+    """IRSTD-1k as released: IRSTD1k_Img/, IRSTD1k_Label/ (masks, binarised at > 127), trainval.txt / test.txt.
+
+    `train` and `val` split the authors' trainval list (val = every 5th name); `test` is their test list.
+    """
+    root = Path(root)
+    if split == "test":
+        names = _read_split(root, "test")
+    else:
+        trainval = _read_split(root, "trainval")
+        names = [n for i, n in enumerate(trainval) if (i % IRSTD1K_VAL_EVERY == 0) == (split == "val")]
+    return read_mask_folder(root, split, "IRSTD1k_Img", "IRSTD1k_Label", names)
+
+
+def read_mdvsfa(root: str | Path, split: str) -> list[Sample]:
+    """MDvsFA test set: test_org/ images and test_gt/ masks. A cross-dataset check only: no train/val."""
+    root = Path(root)
+    if split != "test":
+        raise DetectorError(f"{root}: MDvsFA-test holds a test split only (asked for {split!r}); never train on it")
+    names = sorted(p.stem for p in (root / "test_org").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not names:
+        raise DetectorError(f"{root}/test_org: no images")
+    return read_mask_folder(root, split, "test_org", "test_gt", names)
+
+
+def open_dataset(path: str | Path, split: str, every: int | None = None) -> list[Sample]:
+    """Read `split` of a dataset, detecting its layout: a COCO json (file, or `<split>.json` / `annotations/`
+    in the folder), halmstad-ir (videos/ + labels/ + splits/; every `every`-th frame, default 10), IRSTD-1k,
+    MDvsFA, SIRST (boxes/ or centroids/ beside images/) or a mask folder (images/ + masks/)."""
+    path = Path(path)
+    if not path.exists():
+        raise DetectorError(f"{path}: no such file or folder")
+    if path.is_file():
+        return read_coco(path)
+    for candidate in (path / f"{split}.json", path / "annotations" / f"{split}.json"):
+        if candidate.is_file():
+            return read_coco(candidate, path)
+    if (path / "videos").is_dir() and (path / "labels").is_dir():
+        from .video_frames import read_video_dataset
+
+        return read_video_dataset(path, split, every or 10)
+    if (path / "IRSTD1k_Img").is_dir():
+        return read_irstd1k(path, split)
+    if (path / "test_org").is_dir():
+        return read_mdvsfa(path, split)
+    if not (path / "images").is_dir():
+        raise DetectorError(f"{path}: not a dataset (expected images/ with masks/ or boxes/, IRSTD1k_Img/, "
+                            f"test_org/, videos/ with labels/, or a COCO json)")
+    if (path / "boxes").is_dir() or (path / "centroids").is_dir():
+        return read_sirst(path, split)
+    if (path / "masks").is_dir():
+        return read_mask_folder(path, split)
+    raise DetectorError(f"{path}: images/ has no masks/ or boxes/ beside it")
 
 
 def read_coco(json_path: str | Path, image_root: str | Path | None = None) -> list[Sample]:
@@ -141,23 +218,3 @@ def read_coco(json_path: str | Path, image_root: str | Path | None = None) -> li
         cents = np.array([centroid_in_box(image, b) for b in boxes]).reshape(-1, 2)
         samples.append(Sample(Path(im["file_name"]).stem, image, cents, boxes))
     return samples
-
-
-def open_dataset(path: str | Path, split: str) -> list[Sample]:
-    """Read `split` of a dataset, detecting its layout: a COCO json (file, or `<split>.json` / `annotations/`
-    in the folder), SIRST (boxes/ or centroids/ beside images/) or a mask folder."""
-    path = Path(path)
-    if not path.exists():
-        raise DetectorError(f"{path}: no such file or folder")
-    if path.is_file():
-        return read_coco(path)
-    for candidate in (path / f"{split}.json", path / "annotations" / f"{split}.json"):
-        if candidate.is_file():
-            return read_coco(candidate, path)
-    if not (path / "images").is_dir():
-        raise DetectorError(f"{path}: not a dataset (expected images/ with masks/ or boxes/, or a COCO json)")
-    if (path / "boxes").is_dir() or (path / "centroids").is_dir():
-        return read_sirst(path, split)
-    if (path / "masks").is_dir():
-        return read_mask_folder(path, split)
-    raise DetectorError(f"{path}: images/ has no masks/ or boxes/ beside it")

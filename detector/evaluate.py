@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .datasets import Sample
+from .imageio import NOISE_FLOOR
 from .inference import run
 from .metrics import ImageResult, evaluate, pr_curve
 
@@ -16,16 +17,16 @@ LOW_THRESHOLD = 0.05  # keep every plausible peak; thresholds are applied afterw
 
 
 def collect(model: nn.Module, samples: list[Sample], stride: int, multiple: int, device: torch.device,
-            batch: int = 1) -> list[ImageResult]:
+            batch: int = 1, noise_floor: float = NOISE_FLOOR) -> list[ImageResult]:
     """Predictions (all peaks above LOW_THRESHOLD) paired with the truth, per image."""
     model.eval()
     out = []
     for i in range(0, len(samples), batch):
         chunk = samples[i:i + batch]
-        decoded = run(model, [s.image for s in chunk], stride, multiple, LOW_THRESHOLD, device)
+        decoded = run(model, [s.image for s in chunk], stride, multiple, LOW_THRESHOLD, device, noise_floor=noise_floor)
         for s, d in zip(chunk, decoded):
             out.append(ImageResult(d.detections.xy.astype(float), d.detections.score, d.boxes,
-                                   s.centroids, s.boxes, s.image.shape))
+                                   s.centroids, s.boxes, s.image.shape, s.gates))
     return out
 
 
@@ -54,8 +55,8 @@ def format_report(report: dict) -> str:
     lines = [
         f"{report['weights']} ({report['variant']}) on {report['data']} split={report['split']} "
         f"threshold={report['threshold']:.2f} (chosen on val)",
-        f"  point (3 px): P={p['precision']:.3f} R={p['recall']:.3f} F1={p['f1']:.3f} "
-        f"(TP {p['tp']}, FP {p['fp']}, FN {p['fn']})",
+        f"  point: P={p['precision']:.3f} R={p['recall']:.3f} F1={p['f1']:.3f} "
+        f"(TP {p['tp']}, FP {p['fp']}, FN {p['fn']}; {p['fp_per_mpx']:.2f} false per megapixel)",
         f"  Pd={report['pd']:.3f}  Fa={report['fa_e6']:.2f}e-6  box AP50={report['ap50']:.3f}",
         "  recall by size: " + ", ".join(
             f"{k} {v['recall']:.2f} ({v['targets']})" for k, v in report["by_size"].items() if v["targets"]),
@@ -64,7 +65,8 @@ def format_report(report: dict) -> str:
 
 
 def run_eval(detector, samples: list[Sample], data: str, split: str, out: Path | None) -> dict:
-    images = collect(detector.model, samples, detector.stride, detector.multiple, detector.device)
+    images = collect(detector.model, samples, detector.stride, detector.multiple, detector.device,
+                     noise_floor=detector.noise_floor)
     report = {"weights": detector.meta["path"], "variant": detector.variant, "data": data, "split": split,
               **evaluate(images, detector.threshold)}
     report["pr_curve"] = pr_curve(images)

@@ -53,24 +53,48 @@ def load_grey(path: str | Path) -> np.ndarray:
         raise DetectorError(f"{path}: not a readable image ({exc.__class__.__name__})") from None
 
 
-def frame_stats(img: np.ndarray) -> tuple[float, float]:
-    """Mean and (floored) std of a whole frame: the statistics `normalize` uses."""
+NOISE_FLOOR = 4.0  # the scale is never below this many times the frame's pixel noise
+
+
+def pixel_noise(img: np.ndarray) -> float:
+    """Robust per-pixel noise sigma: mean |horizontal difference| on every other row, times sqrt(pi)/2
+    (exact for white Gaussian noise; edges barely move it, since they are few)."""
+    x = np.asarray(img, dtype=np.float32)[::2]
+    if x.shape[1] < 2:
+        return 0.0
+    return float(np.abs(np.diff(x, axis=1)).mean()) * 0.886227
+
+
+def frame_stats(img: np.ndarray, noise_floor: float = NOISE_FLOOR) -> tuple[float, float]:
+    """Mean and scale of a whole frame: the statistics `normalize` uses.
+
+    The scale is the frame's std, but never below `noise_floor` x its pixel noise: on a flat sky the std *is*
+    the noise, and dividing by it alone would stretch the noise into target-sized spikes. Both terms scale
+    with the frame, so 8- and 16-bit frames of one scene normalise the same.
+    """
     x = np.asarray(img, dtype=np.float32)
     mean, std = float(x.mean()), float(x.std())
+    if noise_floor > 0:
+        std = max(std, noise_floor * pixel_noise(x))
     return mean, max(std, 1e-3 * max(abs(mean), 1.0), 1e-6)
 
 
-def normalize(img: np.ndarray, stats: tuple[float, float] | None = None) -> np.ndarray:
-    """Per-frame standardisation to float32 (zero mean, unit std): the same for 8- and 16-bit input.
+def normalize(img: np.ndarray, stats: tuple[float, float] | None = None, noise_floor: float = NOISE_FLOOR) -> np.ndarray:
+    """Per-frame standardisation to float32 with a noise floor on the scale (see `frame_stats`).
 
-    `stats` (mean, std) of the whole frame, when `img` is a part of it. Recorded in checkpoints as
-    preprocessing mode `standardize`.
+    `stats` (mean, scale) of the whole frame, when `img` is a part of it. Recorded in checkpoints as
+    preprocessing mode `standardize` with its `noise_floor` (0 for checkpoints from before the floor).
     """
     x = np.asarray(img, dtype=np.float32)
-    mean, std = stats if stats is not None else frame_stats(x)
+    mean, std = stats if stats is not None else frame_stats(x, noise_floor)
     x = x - np.float32(mean)
     x /= np.float32(std)
     return x
 
 
-PREPROCESSING = {"mode": "standardize", "channels": 1, "pad_multiple": 32}
+PREPROCESSING = {"mode": "standardize", "noise_floor": NOISE_FLOOR, "channels": 1, "pad_multiple": 32}
+
+
+def checkpoint_noise_floor(meta: dict) -> float:
+    """The noise floor a checkpoint was trained with (0: older checkpoints, plain standardisation)."""
+    return float(meta.get("preprocessing", {}).get("noise_floor", 0.0))

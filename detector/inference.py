@@ -11,7 +11,7 @@ import torch
 
 from .detections import Detections
 from .encoding import to_pixel
-from .imageio import normalize, to_grey
+from .imageio import NOISE_FLOOR, normalize, to_grey
 from .peaks import extract_peaks, extract_peaks_cupy, extract_peaks_numpy
 
 
@@ -23,9 +23,10 @@ class Decoded:
     boxes: np.ndarray
 
 
-def to_batch(frames: list[np.ndarray], multiple: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+def to_batch(frames: list[np.ndarray], multiple: int, noise_floor: float = NOISE_FLOOR
+             ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
     """Normalise each frame and pad bottom/right (never shifting content) to a common multiple of `multiple`."""
-    arrays = [normalize(to_grey(f)) for f in frames]
+    arrays = [normalize(to_grey(f), noise_floor=noise_floor) for f in frames]
     sizes = [a.shape for a in arrays]
     h = max(s[0] for s in sizes)
     w = max(s[1] for s in sizes)
@@ -74,11 +75,11 @@ def decode(outputs: dict[str, torch.Tensor], sizes: list[tuple[int, int]], strid
 
 
 def run(forward: Callable[[torch.Tensor], dict[str, torch.Tensor]], frames: list[np.ndarray], stride: int,
-        multiple: int, threshold: float, device: torch.device, top_k: int = 100, timings: dict | None = None
-        ) -> list[Decoded]:
+        multiple: int, threshold: float, device: torch.device, top_k: int = 100, timings: dict | None = None,
+        noise_floor: float = NOISE_FLOOR) -> list[Decoded]:
     """Forward (a model or a `runtime` runner) + decode for a batch of frames of any sizes."""
     t0 = time.perf_counter()
-    batch, sizes = to_batch(frames, multiple)
+    batch, sizes = to_batch(frames, multiple, noise_floor)
     with torch.inference_mode():
         outputs = forward(batch.to(device))
         if device.type == "cuda":

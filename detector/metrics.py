@@ -1,6 +1,8 @@
 """Detection metrics of the field, computed per image and pooled over a split.
 
-- Point P / R / F1: Hungarian matching of predicted to true centroids, 3 px gate (the headline metric).
+- Point P / R / F1: Hungarian matching of predicted to true centroids (the headline metric); the gate is
+  each target's own: 3 px for mask targets, max(3 px, half the box diagonal) for box-labelled ones. False
+  detections are also given per megapixel.
 - Pd / Fa (DNANet / BasicIRSTD convention): predicted blobs are the connected components of the union of
   predicted boxes; a target is detected when an unused blob's centroid is < 3 px away; Fa = pixels of
   unmatched blobs / all pixels. Blobs are tracked by component id, fixing the reference code's bug of
@@ -17,16 +19,18 @@ from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
 GATE_PX = 3.0
-SIZE_BINS = (("<=4px", 0, 4), ("5-8px", 5, 8), ("9-16px", 9, 16), (">16px", 17, 10**9))
+SIZE_BINS = (("<=4px", 0, 4), ("5-8px", 5, 8), ("9-16px", 9, 16), ("17-32px", 17, 32), (">32px", 33, 10**9))
 
 
-def match_points(pred: np.ndarray, gt: np.ndarray, gate: float = GATE_PX) -> list[tuple[int, int]]:
-    """Hungarian one-to-one matching of (N, 2) to (M, 2) points; pairs closer than `gate` px."""
+def match_points(pred: np.ndarray, gt: np.ndarray, gate: float | np.ndarray = GATE_PX) -> list[tuple[int, int]]:
+    """Hungarian one-to-one matching of (N, 2) to (M, 2) points; pairs within `gate` px (one radius, or one
+    per true point)."""
     if len(pred) == 0 or len(gt) == 0:
         return []
     d = np.linalg.norm(pred[:, None, :] - gt[None, :, :], axis=2)
-    rows, cols = linear_sum_assignment(np.where(d <= gate, d, 1e6))
-    return [(r, c) for r, c in zip(rows, cols) if d[r, c] <= gate]
+    ok = d <= np.broadcast_to(np.asarray(gate, float), (len(gt),))[None, :]
+    rows, cols = linear_sum_assignment(np.where(ok, d, 1e6))
+    return [(r, c) for r, c in zip(rows, cols) if ok[r, c]]
 
 
 def prf(tp: int, fp: int, fn: int) -> dict[str, float]:
@@ -45,15 +49,17 @@ class ImageResult:
     gt_xy: np.ndarray
     gt_boxes: np.ndarray  # inclusive pixel indices
     shape: tuple[int, int]
+    gt_gate: np.ndarray | float = GATE_PX  # match radius per true point
 
 
 def point_counts(images: list[ImageResult], threshold: float) -> dict[str, float]:
     tp = fp = fn = 0
     for im in images:
         keep = im.pred_score >= threshold
-        m = len(match_points(im.pred_xy[keep], im.gt_xy))
+        m = len(match_points(im.pred_xy[keep], im.gt_xy, im.gt_gate))
         tp, fp, fn = tp + m, fp + int(keep.sum()) - m, fn + len(im.gt_xy) - m
-    return prf(tp, fp, fn)
+    megapixels = sum(im.shape[0] * im.shape[1] for im in images) / 1e6
+    return {**prf(tp, fp, fn), "fp_per_mpx": fp / megapixels if megapixels else 0.0}
 
 
 def pr_curve(images: list[ImageResult], thresholds: np.ndarray | None = None) -> list[dict[str, float]]:
@@ -66,6 +72,22 @@ def best_threshold(images: list[ImageResult]) -> tuple[float, dict[str, float]]:
     curve = pr_curve(images)
     best = max(curve, key=lambda r: (r["f1"], -abs(r["threshold"] - 0.5)))
     return best["threshold"], best
+
+
+def best_threshold_mixed(groups: dict[str, list[ImageResult]]) -> tuple[float, dict[str, float]]:
+    """Operating threshold maximising the mean point F1 over several val sets (each weighs the same, however
+    many images it has); returns it with the mean and each set's figures at it."""
+    if len(groups) == 1:
+        name, images = next(iter(groups.items()))
+        thr, res = best_threshold(images)
+        return thr, {**res, "by_source": {name: res}}
+    curves = {name: pr_curve(images) for name, images in groups.items()}
+    rows = []
+    for i, t in enumerate(np.round(np.arange(0.05, 0.96, 0.01), 2)):
+        per = {name: c[i] for name, c in curves.items()}
+        mean = {k: float(np.mean([r[k] for r in per.values()])) for k in ("precision", "recall", "f1")}
+        rows.append((float(t), {**mean, "by_source": per}))
+    return max(rows, key=lambda r: (r[1]["f1"], -abs(r[0] - 0.5)))
 
 
 def _box_mask(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -88,9 +110,10 @@ def pd_fa(images: list[ImageResult], threshold: float) -> dict[str, float]:
         cents = np.array(ndimage.center_of_mass(labels > 0, labels, range(1, n + 1))).reshape(-1, 2)[:, ::-1]
         areas = ndimage.sum_labels(labels > 0, labels, range(1, n + 1)) if n else np.zeros(0)
         unused = set(range(n))
-        for g in im.gt_xy:
+        gates = np.broadcast_to(np.asarray(im.gt_gate, float), (len(im.gt_xy),))
+        for g, gate in zip(im.gt_xy, gates):
             for j in sorted(unused):
-                if np.linalg.norm(cents[j] - g) < GATE_PX:
+                if np.linalg.norm(cents[j] - g) < gate:
                     unused.discard(j)
                     detected += 1
                     break
@@ -149,7 +172,7 @@ def by_size(images: list[ImageResult], threshold: float) -> dict[str, dict[str, 
     hits = {name: [0, 0] for name, _, _ in SIZE_BINS}
     for im in images:
         keep = im.pred_score >= threshold
-        matched = {c for _, c in match_points(im.pred_xy[keep], im.gt_xy)}
+        matched = {c for _, c in match_points(im.pred_xy[keep], im.gt_xy, im.gt_gate)}
         for k, b in enumerate(im.gt_boxes):
             side = int(max(b[2] - b[0], b[3] - b[1]) + 1)
             for name, lo, hi in SIZE_BINS:

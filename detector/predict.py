@@ -9,6 +9,7 @@ import torch
 from .checkpoint import load_checkpoint
 from .detections import Detections
 from .errors import DetectorError
+from .imageio import checkpoint_noise_floor
 from .inference import Decoded, run
 from .runtime import make_runner
 
@@ -46,6 +47,7 @@ class Detector:
         self.variant: str = meta["variant"]
         self.stride: int = int(meta.get("stride", 2))
         self.multiple: int = int(meta.get("preprocessing", {}).get("pad_multiple", 32))
+        self.noise_floor: float = checkpoint_noise_floor(meta)
         self.threshold: float = float(meta.get("threshold", 0.5) if threshold is None else threshold)
         self.top_k = top_k
 
@@ -70,4 +72,5 @@ class Detector:
         if not frames:
             return []
         thr = self.threshold if threshold is None else threshold
-        return run(self.runner, list(frames), self.stride, self.multiple, thr, self.device, self.top_k, timings)
+        return run(self.runner, list(frames), self.stride, self.multiple, thr, self.device, self.top_k, timings,
+                   self.noise_floor)

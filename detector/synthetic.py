@@ -1,4 +1,5 @@
-"""Synthetic tiny targets rendered into real frames: sub-pixel anisotropic Gaussian spots."""
+"""Synthetic targets rendered into real frames: sub-pixel anisotropic Gaussian spots (1-8 px) and soft-edged
+extended blobs (8-64 px, near aircraft and birds), of either polarity."""
 from __future__ import annotations
 
 import numpy as np
@@ -33,21 +34,72 @@ def local_clutter(image: np.ndarray, x: float, y: float, inner: int = 4, outer: 
     return float(ring.mean()), float(ring.std())
 
 
+def render_blob(shape: tuple[int, int], x: float, y: float, half_w: float, half_h: float, theta: float,
+                rng: np.random.Generator) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """An extended target: a filled ellipse with soft edges and a little internal texture, peak ~1."""
+    h, w = shape
+    r = int(np.ceil(max(half_w, half_h))) + 3
+    x0, x1 = max(0, int(np.floor(x)) - r), min(w, int(np.floor(x)) + r + 2)
+    y0, y1 = max(0, int(np.floor(y)) - r), min(h, int(np.floor(y)) + r + 2)
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+    dx, dy = xs - x, ys - y
+    c, s = np.cos(theta), np.sin(theta)
+    u, v = (c * dx + s * dy) / half_w, (-s * dx + c * dy) / half_h
+    rad = np.sqrt(u * u + v * v)
+    edge = 1.5 / max(min(half_w, half_h), 1.0)  # about 1.5 px of soft edge
+    patch = np.clip((1.0 - rad) / edge + 0.5, 0.0, 1.0)
+    texture = 1.0 + 0.25 * rng.standard_normal(patch.shape) + 0.35 * np.cos(rad * rng.uniform(1, 4))
+    return np.clip(patch * texture, 0, None) * (patch > 0), (slice(y0, y1), slice(x0, x1))
+
+
 def inject_targets(image: np.ndarray, rng: np.random.Generator, count: int, scr: tuple[float, float] = (2.0, 12.0),
-                   sigma: tuple[float, float] = (0.5, 2.0), margin: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Add `count` spots to a float copy of `image`; returns (image, centroids (N, 2), boxes (N, 4))."""
+                   sigma: tuple[float, float] = (0.5, 2.0), margin: int = 8, extended: float = 0.0,
+                   dark: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Add `count` targets to a float copy of `image`; returns (image, centroids (N, 2), boxes (N, 4)).
+
+    Each target is a Gaussian spot, or with probability `extended` a blob 8-64 px across; with probability
+    `dark` it is darker than its background (a black-hot camera, or a target colder than the sky).
+    """
     out = image.astype(np.float32).copy()
     h, w = out.shape
     cents, boxes = [], []
     for _ in range(count):
+        big = rng.random() < extended
         x, y = rng.uniform(margin, w - 1 - margin), rng.uniform(margin, h - 1 - margin)
-        sx, sy = rng.uniform(*sigma), rng.uniform(*sigma)
         mean, std = local_clutter(out, x, y)
-        patch, where = render_spot(out.shape, x, y, sx, sy, rng.uniform(0, np.pi))
-        core = patch[patch >= np.exp(-2.0)]  # SCR is measured on the 2-sigma core, against the ring
+        if big:
+            half = rng.uniform(4, 32)
+            patch, where = render_blob(out.shape, x, y, half, half * rng.uniform(0.35, 1.0), rng.uniform(0, np.pi), rng)
+            core = patch[patch >= 0.5]
+        else:
+            sx, sy = rng.uniform(*sigma), rng.uniform(*sigma)
+            patch, where = render_spot(out.shape, x, y, sx, sy, rng.uniform(0, np.pi))
+            core = patch[patch >= np.exp(-2.0)]  # SCR is measured on the 2-sigma core, against the ring
+        if not patch.size or patch.max() <= 0:
+            continue
         amp = rng.uniform(*scr) * max(std, 1.0) / (core.mean() if core.size else 1.0)
-        out[where] += amp * patch
-        ys, xs = np.nonzero(patch > 0.25)
+        sign = -1.0 if rng.random() < dark else 1.0
+        out[where] += sign * amp * patch
+        ys, xs = np.nonzero(patch > 0.25 * patch.max())
         boxes.append([xs.min() + where[1].start, ys.min() + where[0].start, xs.max() + where[1].start, ys.max() + where[0].start])
-        cents.append([x, y])
+        if big:  # the intensity centroid of the rendered blob (its texture moves it off the ellipse centre)
+            gy, gx = np.mgrid[where[0], where[1]]
+            cents.append([float((gx * patch).sum() / patch.sum()), float((gy * patch).sum() / patch.sum())])
+        else:
+            cents.append([x, y])
     return out, np.asarray(cents, float).reshape(-1, 2), np.asarray(boxes, float).reshape(-1, 4)
+
+
+def flat_sky(shape: tuple[int, int], rng: np.random.Generator, grey: float = 1.0) -> np.ndarray:
+    """A target-free plain sky: a uniform level with a faint gradient and white or slightly correlated noise."""
+    from scipy import ndimage
+
+    h, w = shape
+    level = rng.uniform(30, 220) * grey
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    sky = level + rng.uniform(-6, 6) * grey * (xx / w) + rng.uniform(-6, 6) * grey * (yy / h)
+    noise = rng.standard_normal((h, w)).astype(np.float32)
+    if rng.random() < 0.5:
+        noise = ndimage.gaussian_filter(noise, rng.uniform(0.5, 1.2))
+        noise /= max(float(noise.std()), 1e-6)
+    return (sky + noise * rng.uniform(0.5, 4.0) * grey).astype(np.float32)

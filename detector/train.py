@@ -1,6 +1,5 @@
-"""`python -m detector train`: train a variant on `train`, select checkpoint and threshold on `val`.
-
-The test split is never read here.
+"""`python -m detector train`: train a variant on `train` (one dataset or a mix), select checkpoint and threshold
+on `val` (each source's own val set, by their mean F1). The test split is never read here.
 """
 from __future__ import annotations
 
@@ -16,15 +15,15 @@ import torch
 from tqdm import tqdm
 
 from .augment import TrainSet
-from .checkpoint import save_checkpoint
-from .datasets import open_dataset
+from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import DetectorError
 from .evaluate import collect
-from .imageio import PREPROCESSING
+from .imageio import NOISE_FLOOR, PREPROCESSING
 from .loss import LossWeights, detection_loss
-from .metrics import best_threshold
+from .metrics import best_threshold_mixed
 from .models import create_model, variant_kwargs
 from .predict import pick_device
+from .training_data import load_training_data
 
 
 def seed_everything(seed: int) -> None:
@@ -36,7 +35,7 @@ def seed_everything(seed: int) -> None:
 def train(variant: str, data: str, out: str, epochs: int = 60, iters: int = 64, batch: int = 16, crop: int = 192,
           lr: float = 2e-3, warmup: int = 200, val_every: int = 2, backgrounds: str | None = None,
           device: str = "auto", seed: int = 0, resume: bool = False, threads: int | None = None,
-          loss_weights: LossWeights = LossWeights()) -> dict:
+          loss_weights: LossWeights = LossWeights(), init: str | None = None) -> dict:
     """Train and write `out/best.pt` (best val F1, with its val threshold) and `out/last.pt` (for --resume)."""
     if threads:
         torch.set_num_threads(threads)
@@ -44,11 +43,18 @@ def train(variant: str, data: str, out: str, epochs: int = 60, iters: int = 64, 
     dev = pick_device(device)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    train_samples = open_dataset(data, "train")
-    val_samples = open_dataset(data, "val")
+    mix = load_training_data(data, backgrounds)
+    print("train: " + ", ".join(f"{n} {len(s)} x{w:g}" for n, s, w in mix.train) + f", synthetic {mix.synthetic_share:g}"
+          + " | val: " + ", ".join(f"{n} {len(s)}" for n, s in mix.val.items()), flush=True)
     model = create_model(variant).to(dev)
+    if init:  # start from another checkpoint's weights (same variant), e.g. fine-tune shipped weights on new data
+        start_model, start_meta = load_checkpoint(init)
+        if start_meta["variant"] != variant:
+            raise DetectorError(f"--init {init}: a {start_meta['variant']!r} checkpoint, not {variant!r}")
+        model.load_state_dict(start_model.state_dict())
     stride = model.stride
-    dataset = TrainSet(train_samples, stride, crop, iters * batch, backgrounds, seed=seed)
+    dataset = TrainSet([(s, w) for _, s, w in mix.train], stride, crop, iters * batch, mix.backgrounds,
+                       synthetic_share=mix.synthetic_share, seed=seed)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=False, num_workers=0)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     total = epochs * iters
@@ -56,11 +62,11 @@ def train(variant: str, data: str, out: str, epochs: int = 60, iters: int = 64, 
         opt, lambda i: min(1.0, (i + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(i, total) / total)))
     meta = {"variant": variant, "model_kwargs": variant_kwargs(variant), "stride": stride, "preprocessing": PREPROCESSING,
             "command": " ".join(["python -m detector"] + sys.argv[1:]), "seed": seed,
-            "data": str(data), "loss": loss_weights.__dict__}
+            "data": str(data), "loss": loss_weights.__dict__, "init": init}
     start, best, history = 0, {"f1": -1.0}, []
     last_path = out_dir / "last.pt"
     if resume and last_path.is_file():
-        state = torch.load(last_path, map_location="cpu", weights_only=False)
+        state = torch.load(last_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state["state_dict"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -87,12 +93,16 @@ def train(variant: str, data: str, out: str, epochs: int = 60, iters: int = 64, 
             bar.set_postfix(loss=f"{np.mean(running[-20:]):.3f}")
         row = {"epoch": epoch + 1, "loss": float(np.mean(running)), "seconds": round(time.time() - t0, 1)}
         if (epoch + 1) % val_every == 0 or epoch + 1 == epochs:
-            images = collect(model, val_samples, stride, PREPROCESSING["pad_multiple"], dev)
-            thr, res = best_threshold(images)
-            row.update({"val_f1": res["f1"], "val_precision": res["precision"], "val_recall": res["recall"], "threshold": thr})
+            groups = {name: collect(model, samples, stride, PREPROCESSING["pad_multiple"], dev, batch=8,
+                                     noise_floor=NOISE_FLOOR)
+                      for name, samples in mix.val.items()}
+            thr, res = best_threshold_mixed(groups)
+            per = {n: round(r["f1"], 4) for n, r in res["by_source"].items()}
+            row.update({"val_f1": res["f1"], "val_precision": res["precision"], "val_recall": res["recall"],
+                        "threshold": thr, "val_f1_by_source": per})
             if res["f1"] > best["f1"]:
                 best = {"f1": res["f1"], "epoch": epoch + 1, "threshold": thr, "precision": res["precision"],
-                        "recall": res["recall"]}
+                        "recall": res["recall"], "f1_by_source": per}
                 save_checkpoint(out_dir / "best.pt", model, {**meta, "threshold": thr, "epoch": epoch + 1,
                                                               "val": best})
         history.append(row)

@@ -1,0 +1,83 @@
+"""What a training run reads: one dataset, or a mix of several described in a YAML file.
+
+    # configs/detector-mix.yaml (paths relative to the file)
+    sources:
+      - {path: ../../shared/data/sirst, weight: 1.0}
+      - {path: ../../shared/data/IRSTD-1k, weight: 1.0}
+      - {path: ../../shared/data/halmstad-ir, weight: 1.0, every: 10}   # every 10th video frame
+    synthetic_share: 0.3          # synthetic targets on target-free backgrounds (and plain skies)
+    backgrounds: ../../shared/data/ir-backgrounds
+
+Each source's `train` split is trained on (drawn by weight); each one's `val` split is a val set of its own,
+and checkpoints and thresholds are chosen on their mean F1. No test split is read.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .datasets import Sample, open_dataset
+from .errors import DetectorError
+
+
+class Source(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    weight: float = Field(1.0, gt=0)
+    every: int | None = Field(None, ge=1, description="video datasets: every n-th frame (default 10)")
+    val_every: int | None = Field(None, ge=1, description="video datasets: every n-th frame for val (default 10)")
+
+
+class Mix(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sources: list[Source] = Field(min_length=1)
+    synthetic_share: float = Field(0.3, ge=0, le=1)
+    backgrounds: str | None = None
+
+
+@dataclass
+class TrainingData:
+    train: list[tuple[str, list[Sample], float]]  # (name, samples, weight)
+    val: dict[str, list[Sample]]
+    synthetic_share: float
+    backgrounds: str | None
+
+
+def read_mix(path: Path) -> Mix:
+    try:
+        raw = yaml.safe_load(path.read_text())
+        mix = Mix.model_validate(raw)
+    except yaml.YAMLError as exc:
+        raise DetectorError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise DetectorError(f"{path}: {where}: {err['msg']}") from None
+    base = path.parent
+    for s in mix.sources:
+        s.path = str(base / s.path) if not Path(s.path).is_absolute() else s.path
+    if mix.backgrounds and not Path(mix.backgrounds).is_absolute():
+        mix.backgrounds = str(base / mix.backgrounds)
+    return mix
+
+
+def load_training_data(data: str | Path, backgrounds: str | None = None, synthetic_share: float = 0.3) -> TrainingData:
+    """`data`: a dataset folder / COCO json, or a `.yaml` mix of several."""
+    data = Path(data)
+    if data.suffix in (".yaml", ".yml"):
+        if not data.is_file():
+            raise DetectorError(f"{data}: no such mix file")
+        mix = read_mix(data)
+    else:
+        mix = Mix(sources=[Source(path=str(data))], synthetic_share=synthetic_share, backgrounds=backgrounds)
+    train, val = [], {}
+    for s in mix.sources:
+        name = Path(s.path).name
+        train.append((name, open_dataset(s.path, "train", s.every), s.weight))
+        val[name] = open_dataset(s.path, "val", s.val_every)
+        if not train[-1][1]:
+            raise DetectorError(f"{s.path}: the train split is empty")
+    return TrainingData(train, val, mix.synthetic_share, mix.backgrounds or backgrounds)
