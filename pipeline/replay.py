@@ -76,26 +76,30 @@ def sequence_class(report: dict) -> str:
 
 def replay_folder(folder: str, split: str | None, config_path: str | None, overrides: list[str],
                   report_path: str | Path | None = None, tracks_dir: str | Path | None = None,
-                  progress: bool = True, detector: Any = None, on_report=None) -> tuple[dict, int]:
-    """Replay every sequence of a dataset folder (halmstad-ir layout, optionally one split) with one detector;
-    returns ({"sequences": [reports], "summary": {...}, "by_class": {...}}, exit code). `on_report(report)` is
-    called after each sequence."""
+                  progress: bool = True, detector: Any = None, on_report=None, limit: int | None = None,
+                  detector_for=None) -> tuple[dict, int]:
+    """Replay every sequence of a dataset folder (halmstad-ir layout, optionally one split, the first `limit`)
+    with one detector (`detector`, else the config's, loaded once; `detector_for(path, config)` picks one per
+    sequence instead); returns ({"summary", "by_class", "sequences": [reports]}, exit code).
+    `on_report(report)` is called after each sequence."""
     from tracking.metrics import summarize
     from tracking.sequences import SequenceError, sequence_paths
     from pipeline.graph import load_detector
     from pipeline.sources import SourceError
 
     try:
-        paths = sequence_paths(folder, split)
+        paths = sequence_paths(folder, split)[:limit]
     except SequenceError as e:
         raise SourceError(str(e)) from None
     reports, code = [], 0
     for path in paths:
         config = replay_config(str(path), config_path, overrides)
-        if detector is None:
-            detector = load_detector(config)
+        if detector_for is not None:
+            det = detector_for(path, config)
+        else:
+            det = detector = detector if detector is not None else load_detector(config)
         tracks = Path(tracks_dir) / f"{path.stem}.txt" if tracks_dir else None
-        report, c = replay(str(path), config, None, tracks, progress, detector)
+        report, c = replay(str(path), config, None, tracks, progress, det)
         reports.append(report)
         code = code or c
         if on_report is not None:
