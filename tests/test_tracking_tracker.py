@@ -201,3 +201,30 @@ def test_frames_dropped_upstream_are_not_misses():
         events += tracker.update(dets([(20 + 2.0 * frame * 0.5, 50 + 0.5 * frame)]), frame, frame / 25)
     new = news(events)
     assert len(new) == 1 and not [e for e in events if e.event == "end"]
+
+
+def test_static_new_object_in_empty_sky_alerts_but_hot_pixels_and_static_clutter_never_do():
+    """An aircraft flying at the camera stays put in the image: it alerts because it appeared where the scene
+    had nothing. Hot pixels and static clutter, present since the stream began, never alert."""
+    rng = np.random.default_rng(3)
+    events, first = [], None
+    tracker = Tracker(frame_size=SIZE)
+    for f in range(1, 201):
+        pts = [(200 + rng.normal(0, 0.3), 40 + rng.normal(0, 0.3)), (60.0, 180.0)]  # hot pixel, static clutter
+        if f >= 80:
+            pts.append((150 + rng.normal(0, 0.3), 120 + rng.normal(0, 0.3)))  # static new object from frame 80
+        events += tracker.update(dets(pts), f, f / 25)
+    new = news(events)
+    assert len(new) == 1 and abs(new[0].x - 150) < 2 and new[0].frame_index - 80 < 10
+
+
+def test_flickering_static_clutter_is_not_new_to_the_scene():
+    """Clutter that comes and goes at one place (a sunlit cloud top) restarts tracks, but never as new."""
+    rng = np.random.default_rng(4)
+    events = []
+    tracker = Tracker(frame_size=SIZE)
+    for f in range(1, 301):
+        on = (f // 12) % 2 == 0  # 12 frames on, 12 off
+        pts = [(100 + rng.normal(0, 0.5), 100 + rng.normal(0, 0.5))] if on else []
+        events += tracker.update(dets(pts), f, f / 25)
+    assert news(events) == []
