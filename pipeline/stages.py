@@ -95,11 +95,7 @@ class TrackStage:
         tracker = self.trackers.get(frame.camera)
         if tracker is None:
             tracker = self.trackers[frame.camera] = self.make_tracker(frame.size)
-        prev = self.last.get(frame.camera)
-        shift = None
-        if frame.scene_shift is not None and prev is not None and prev.scene_shift is not None:
-            shift = (frame.scene_shift[0] - prev.scene_shift[0], frame.scene_shift[1] - prev.scene_shift[1])
-        events = tracker.update(dets, frame.index, frame.timestamp, shift=shift)
+        events = tracker.update(dets, frame.index, frame.timestamp, frame.scene)
         tracks = tracker.active_tracks()
         track_s = time.perf_counter() - t0
         if self.metrics:

@@ -23,6 +23,7 @@ from .events import EndReason, TrackEvent
 
 if TYPE_CHECKING:  # the detector package (and torch) is not needed to run the tracker
     from detector.detections import Detections
+    from .egomotion import SceneOffset
 
 _BIG = 1e9
 _CELL = 4.0  # px: grid of the scene history; a place is its cell and the 8 around it (~4-8 px)
@@ -54,6 +55,12 @@ class SceneHistory:
                     if grid.get((int(cx + dx), int(cy + dy)), -1) >= since:
                         return False
         return True
+
+    def restart(self) -> None:
+        """The view jumped (a slew too fast to measure): what was seen says nothing about the new view."""
+        self.sensor.clear()
+        self.scene.clear()
+        self.first = None
 
     def add(self, xy: np.ndarray, shift: np.ndarray, frame: int) -> None:
         if self.first is None:
@@ -189,17 +196,22 @@ class Tracker:
 
     # ---------------------------------------------------------------- public API
     def update(self, detections: Detections | None, frame_index: int, timestamp: float,
-               shift: tuple[float, float] | None = None) -> list[TrackEvent]:
-        """Feed one frame; return its events. `shift`: the background's apparent motion since the previous
-        frame in px, when the caller knows it (used only by the motion check that rejects static clutter)."""
+               scene: SceneOffset | None = None) -> list[TrackEvent]:
+        """Feed one frame; return its events. `scene`: how far the background has moved since the camera's
+        first frame (`tracking.egomotion.SceneMotion`), when the caller measures it; None: a still camera.
+        While it is not `measured` (a slew too fast to measure) no track is confirmed, and what tentative
+        tracks had seen of their motion and of the scene is forgotten."""
         cfg = self.config
         frame_index = int(frame_index)
         if self._last_frame is not None and frame_index <= self._last_frame:
             raise ValueError(f"frame_index must increase: got {frame_index} after {self._last_frame}")
         dt = 1 if self._last_frame is None else frame_index - self._last_frame
         self._last_frame = frame_index
-        if shift is not None:
-            self._shift = self._shift + np.asarray(shift, float).reshape(2)
+        slewing = scene is not None and not scene.measured
+        if scene is not None:
+            self._shift = np.array([scene[0], scene[1]], float)
+        if slewing:
+            self._history.restart()
         if detections is None or len(detections) == 0:
             xy, wh, score = np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0)
         else:
@@ -238,7 +250,12 @@ class Tracker:
             self._tracks.append(tr)
         self._history.add(xy[high], self._shift, frame_index)
 
-        return self._lifecycle(frame_index, timestamp)
+        if slewing:
+            for tr in self._tracks:
+                if not tr.confirmed:
+                    tr.path.clear()
+                    tr.new_to_scene = False
+        return self._lifecycle(frame_index, timestamp, hold=slewing)
 
     def finish(self, frame_index: int, timestamp: float) -> list[TrackEvent]:
         """End every live confirmed track with reason `stream_end`; drop all tracks."""
@@ -269,7 +286,7 @@ class Tracker:
         w, h = self.frame_size
         return -0.5 + margin <= x <= w - 0.5 - margin and -0.5 + margin <= y <= h - 0.5 - margin
 
-    def _lifecycle(self, frame: int, timestamp: float) -> list[TrackEvent]:
+    def _lifecycle(self, frame: int, timestamp: float, hold: bool = False) -> list[TrackEvent]:
         cfg = self.config
         ends, news, updates, alive = [], [], [], []
         for tr in self._tracks:
@@ -278,7 +295,7 @@ class Tracker:
                 window_misses = len(tr.hit_window) - sum(tr.hit_window)
                 if window_misses > cfg.confirm_window - cfg.confirm_hits or not self._inside(x, y, 0.0):
                     continue  # tentative track that failed: dropped silently
-                if tr.misses == 0 and sum(tr.hit_window) >= cfg.confirm_hits and (
+                if not hold and tr.misses == 0 and sum(tr.hit_window) >= cfg.confirm_hits and (
                         (tr.new_to_scene and tr.hits >= cfg.novel_hits and tr.speed_ok(cfg))
                         or tr.motion_ok(cfg, self._motion_threshold)):
                     tr.id = self._next_id
