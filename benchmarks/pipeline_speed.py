@@ -70,16 +70,12 @@ def naive(seq_path: Path, config: Any, det: Detector) -> tuple[float, int]:
     seq = open_sequence(seq_path)
     tracker = default_tracker_factory(config)((seq.width, seq.height))
     scene = SceneMotion() if next(iter(config.cameras.values())).ego_motion else None
-    alerts, n, prev = 0, 0, None
+    alerts, n = 0, 0
     t0 = time.perf_counter()
     for index, image in seq.frames():
-        shift = None
-        if scene is not None:
-            offset = scene.update(image)
-            shift = None if prev is None else (offset[0] - prev[0], offset[1] - prev[1])
-            prev = offset
+        offset = scene.update(image) if scene is not None else None
         dets = det.predict(image)
-        events = tracker.update(dets, index, index / seq.fps, shift=shift)
+        events = tracker.update(dets, index, index / seq.fps, offset)
         alerts += len([make_alert(e, "naive", index / seq.fps, time.time()) for e in events])
         n += 1
     alerts += len(tracker.finish(n, n / seq.fps))

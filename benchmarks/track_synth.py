@@ -72,7 +72,7 @@ def run_one(seq, detector, kind: str, cfg: TrackerConfig, ego: bool, seed: int, 
     tracker = Tracker(cfg, (seq.width, seq.height))
     oracle = OracleDetector(seq, seed) if kind == "oracle" else None
     rows, events, raw = [], [], []
-    scene, prev = SceneMotion(), None
+    scene = SceneMotion()
     t0 = time.perf_counter()
     frames = list(seq.frames())
     for s in range(0, len(frames), batch):
@@ -80,10 +80,7 @@ def run_one(seq, detector, kind: str, cfg: TrackerConfig, ego: bool, seed: int, 
         dets = [oracle.predict(i) for i, _ in chunk] if oracle else [
             d.detections for d in detector.decode_batch([f for _, f in chunk], threshold=cfg.low_score)]
         for (i, frame), d in zip(chunk, dets):
-            offset = scene.update(frame) if ego else None
-            shift = None if offset is None or prev is None else (offset[0] - prev[0], offset[1] - prev[1])
-            prev = offset
-            events += tracker.update(d, i, (i - 1) / seq.fps, shift=shift)
+            events += tracker.update(d, i, (i - 1) / seq.fps, scene.update(frame) if ego else None)
             rows.append((i, tracker.active_tracks()))
             raw.append(d)
     events += tracker.finish(seq.length, (seq.length - 1) / seq.fps)

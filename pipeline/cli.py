@@ -73,7 +73,12 @@ def cmd_replay(args) -> int:
     from pipeline.graph import StartupError
     from pipeline.replay import replay, replay_config
     from pipeline.sources import SourceError
+    from tracking.sequences import is_dataset_folder
 
+    if is_dataset_folder(args.seq):
+        return _replay_folder(args)
+    if args.split:
+        return _user_error(f"--split needs a dataset folder (videos/, labels/, splits/), not {args.seq}")
     try:
         config = replay_config(args.seq, args.config, args.set)
     except ConfigError as e:
@@ -91,6 +96,33 @@ def cmd_replay(args) -> int:
     print(json.dumps(summary))
     if code:
         print(f"error: {report.get('error')}", file=sys.stderr)
+    return code
+
+
+def _replay_folder(args) -> int:
+    from pipeline.graph import StartupError
+    from pipeline.replay import replay_folder
+    from pipeline.sources import SourceError
+
+    keys = ("HOTA", "IDF1", "alert_share", "latency_frames_median", "false_new_per_hour")
+
+    def line(report: dict) -> None:
+        m = report.get("metrics") or {}
+        print(json.dumps({"sequence": report["sequence"], "frames": report["frames"], "alerts": report["alerts"],
+                          **{k: m[k] for k in keys if k in m}}), flush=True)
+
+    _setup_logging("debug" if args.verbose else "warning")
+    try:
+        out, code = replay_folder(args.seq, args.split, args.config, args.set, args.report, args.tracks_out,
+                                  progress=not args.no_progress, on_report=line)
+    except ConfigError as e:
+        return _config_problems(e)
+    except (SourceError, StartupError) as e:
+        return _user_error(str(e))
+    print(json.dumps({"summary": out["summary"]}))
+    if code:
+        bad = [f"{r['sequence']}: {r['error']}" for r in out["sequences"] if r.get("error")]
+        print(f"error: {'; '.join(bad) or 'a sequence failed'}", file=sys.stderr)
     return code
 
 
@@ -196,11 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_subscribe)
 
     q = sub.add_parser("replay", help="run a recorded sequence through the graph losslessly and score it")
-    q.add_argument("seq", help="MOTChallenge folder, ITT COCO json (file.json#scene) or video with gt beside it")
+    q.add_argument("seq", help="MOTChallenge folder, ITT COCO json (file.json#scene), video with gt beside it (or "
+                               "in ../labels/ as in halmstad-ir), or a halmstad-ir style dataset folder")
+    q.add_argument("--split", help="with a dataset folder: replay only the sequences of splits/SPLIT.txt")
     q.add_argument("--config", help="config whose detector/tracker/sinks to use (one camera; its source is replaced)")
     add_set(q)
     q.add_argument("--report", required=True, help="write the JSON report here")
-    q.add_argument("--tracks-out", help="write MOTChallenge tracker rows here")
+    q.add_argument("--tracks-out", help="write MOTChallenge tracker rows here (a folder for a dataset folder)")
     q.add_argument("--no-progress", action="store_true")
     q.add_argument("-v", "--verbose", action="store_true")
     q.set_defaults(func=cmd_replay)

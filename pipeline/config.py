@@ -95,6 +95,11 @@ class CameraConfig(Base):
     queue_size: int = Field(8, ge=1, description="frames buffered per lossless camera")
     ego_motion: bool = Field(True, description="measure the platform's drift (20-40 ms a frame) so that static "
                                                "clutter on a moving camera cannot alert; false for fixed mounts")
+    mask: list[list[tuple[float, float]]] = Field(
+        [], description="exclusion polygons [[x, y], ...] in frame pixels (OSD text, a reticle, a mast): "
+                        "detections inside are dropped before tracking")
+    zones: list[list[tuple[float, float]]] | None = Field(
+        None, description="include polygons: when given, only detections inside one of them are tracked")
 
     @property
     def live(self) -> bool:
@@ -236,8 +241,15 @@ class PipelineConfig(Base):
 
     @model_validator(mode="after")
     def _check(self) -> "PipelineConfig":
+        from pipeline.zones import polygon_problems
+
         if not any(c.enabled for c in self.cameras.values()):
             raise ValueError("no enabled camera")
+        for name, c in self.cameras.items():
+            size = (c.width, c.height) if c.width and c.height else None
+            problems = polygon_problems(name, "mask", c.mask, size) + polygon_problems(name, "zones", c.zones or [], size)
+            if problems:
+                raise ValueError("; ".join(problems))
         video = self.sinks.video
         for name in (video.cameras or []) if video else []:
             if name not in self.cameras:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from detector.detections import Detections
+from tracking.egomotion import SceneOffset
 
 
 @dataclass(frozen=True, eq=False)
@@ -26,7 +27,7 @@ class Frame:
     captured_at: float
     timestamp: float
     image: np.ndarray
-    scene_shift: tuple[float, float] | None = None  # scene offset since the camera's first frame, px
+    scene: SceneOffset | None = None  # ego-motion: scene offset since the camera's first frame, px
     timings: dict[str, float] = field(default_factory=dict)
 
     @property

@@ -73,6 +73,11 @@ def default_tracker_factory(config: PipelineConfig) -> Callable[[tuple[int, int]
     return lambda size: Tracker(settings, frame_size=size)
 
 
+def camera_zones(config: PipelineConfig) -> dict[str, tuple]:
+    """Each camera's (exclusion polygons, include polygons or None), for the track stage and the video sink."""
+    return {n: (c.mask, c.zones) for n, c in config.cameras.items()}
+
+
 @dataclass
 class RunResult:
     exit_code: int
@@ -189,7 +194,7 @@ class Pipeline:
         if role is None:
             detect = DetectStage(detector, mux, tracked, batch,
                                  cfg.detector.batch_timeout_ms / 1000, self.metrics)
-            track = TrackStage(make_tracker, tracked, emit, cameras, self.metrics)
+            track = TrackStage(make_tracker, tracked, emit, cameras, self.metrics, camera_zones(cfg))
             stages = [("detect", detect.step), ("track", track.step)]
         else:
             try:

@@ -68,6 +68,56 @@ def replay_config(seq_path: str, config_path: str | None, overrides: list[str]) 
     return config.model_copy(update={"cameras": cameras})
 
 
+def sequence_class(report: dict) -> str:
+    """The class of a replayed sequence's targets ('mixed' for several, '-' when the labels give none)."""
+    classes = report.get("classes") or []
+    return classes[0] if len(classes) == 1 else ("mixed" if classes else "-")
+
+
+def replay_folder(folder: str, split: str | None, config_path: str | None, overrides: list[str],
+                  report_path: str | Path | None = None, tracks_dir: str | Path | None = None,
+                  progress: bool = True, detector: Any = None, on_report=None, limit: int | None = None,
+                  detector_for=None) -> tuple[dict, int]:
+    """Replay every sequence of a dataset folder (halmstad-ir layout, optionally one split, the first `limit`)
+    with one detector (`detector`, else the config's, loaded once; `detector_for(path, config)` picks one per
+    sequence instead); returns ({"summary", "by_class", "sequences": [reports]}, exit code).
+    `on_report(report)` is called after each sequence."""
+    from tracking.metrics import summarize
+    from tracking.sequences import SequenceError, sequence_paths
+    from pipeline.graph import load_detector
+    from pipeline.sources import SourceError
+
+    try:
+        paths = sequence_paths(folder, split)[:limit]
+    except SequenceError as e:
+        raise SourceError(str(e)) from None
+    reports, code = [], 0
+    for path in paths:
+        config = replay_config(str(path), config_path, overrides)
+        if detector_for is not None:
+            det = detector_for(path, config)
+        else:
+            det = detector = detector if detector is not None else load_detector(config)
+        tracks = Path(tracks_dir) / f"{path.stem}.txt" if tracks_dir else None
+        report, c = replay(str(path), config, None, tracks, progress, det)
+        reports.append(report)
+        code = code or c
+        if on_report is not None:
+            on_report(report)
+    scored = [r for r in reports if r.get("metrics")]
+    by_class: dict[str, list] = {}
+    for r in scored:
+        by_class.setdefault(sequence_class(r), []).append(r["metrics"])
+    out = _clean({"folder": str(folder), "split": split,
+                  "summary": summarize([r["metrics"] for r in scored]) if scored else None,
+                  "by_class": {k: summarize(v) for k, v in sorted(by_class.items())},
+                  "sequences": reports})
+    if report_path:
+        Path(report_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(report_path).write_text(json.dumps(out, indent=2) + "\n")
+    return out, code
+
+
 def replay(seq_path: str, config: PipelineConfig, report_path: str | Path | None = None,
            tracks_out: str | Path | None = None, progress: bool = True, detector: Any = None) -> tuple[dict, int]:
     """Run and score one recording; returns (report, exit code). Raises `SourceError` for unreadable input."""
@@ -96,6 +146,7 @@ def replay(seq_path: str, config: PipelineConfig, report_path: str | Path | None
     report: dict[str, Any] = {
         "sequence": seq.name, "path": str(seq_path), "frames": recorder.frames,
         "width": seq.width, "height": seq.height, "fps": seq.fps,
+        "classes": sorted(set(getattr(seq, "classes", {}).values())),
         "elapsed_s": round(elapsed, 3), "processing_fps": round(recorder.frames / elapsed, 2) if elapsed else None,
         "alerts": counts, "tracks": len(set(int(i) for i in rows.id)),
         "alerts_sha256": hashlib.sha256("\n".join(dumps(a) for a in stable).encode()).hexdigest(),

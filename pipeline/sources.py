@@ -142,7 +142,7 @@ class CameraReader:
         timings = {"decode": self._decode_s}
         if self._scene is not None:
             t0 = time.perf_counter()
-            scene = self._scene.update(image)
+            scene = self._scene.update(image)  # SceneOffset
             timings["ego_motion"] = time.perf_counter() - t0
             if self.metrics:
                 self.metrics.observe("ego_motion", timings["ego_motion"])

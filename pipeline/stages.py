@@ -77,8 +77,10 @@ class TrackStage:
     """`DetectedFrame`s -> `TrackedFrame`s with alerts, one tracker per camera, created at its first frame."""
 
     def __init__(self, make_tracker: Callable[[tuple[int, int]], Any], inp: Channel, emit: Callable[[Any], None],
-                 cameras: list[str], metrics=None) -> None:
+                 cameras: list[str], metrics=None, zones: dict[str, tuple] | None = None) -> None:
         self.make_tracker, self.inp, self.emit, self.metrics = make_tracker, inp, emit, metrics
+        self.zones = zones or {}  # camera -> (exclude polygons, include polygons or None)
+        self.filters: dict[str, Any] = {}
         self.open = set(cameras)
         self.trackers: dict[str, Any] = {}
         self.last: dict[str, Frame] = {}
@@ -95,11 +97,10 @@ class TrackStage:
         tracker = self.trackers.get(frame.camera)
         if tracker is None:
             tracker = self.trackers[frame.camera] = self.make_tracker(frame.size)
-        prev = self.last.get(frame.camera)
-        shift = None
-        if frame.scene_shift is not None and prev is not None and prev.scene_shift is not None:
-            shift = (frame.scene_shift[0] - prev.scene_shift[0], frame.scene_shift[1] - prev.scene_shift[1])
-        events = tracker.update(dets, frame.index, frame.timestamp, shift=shift)
+            self.filters[frame.camera] = self._zone_filter(frame.camera, frame.size)
+        if self.filters.get(frame.camera) is not None:
+            dets = self.filters[frame.camera](dets)
+        events = tracker.update(dets, frame.index, frame.timestamp, frame.scene)
         tracks = tracker.active_tracks()
         track_s = time.perf_counter() - t0
         if self.metrics:
@@ -109,6 +110,18 @@ class TrackStage:
         self._count(frame.camera, alerts)
         self.emit(TrackedFrame(frame, dets, alerts, tracks, {**item.timings, "track": track_s}))
         return True
+
+    def _zone_filter(self, camera: str, size: tuple[int, int]) -> Any:
+        """The camera's mask/zones raster for its frame size; polygons outside the frame fail the stage."""
+        exclude, include = self.zones.get(camera, ([], None))
+        if not exclude and not include:
+            return None
+        from pipeline.zones import ZoneFilter, polygon_problems
+
+        problems = polygon_problems(camera, "mask", exclude, size) + polygon_problems(camera, "zones", include or [], size)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return ZoneFilter(exclude, include, size)
 
     def _end(self, end: EndOfStream) -> None:
         alerts: list[dict[str, Any]] = []

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from detector.detections import Detections
 from tracking import Tracker, TrackerConfig, TrackEvent
+from tracking.egomotion import SceneOffset
 
 SIZE = (320, 256)
 
@@ -70,7 +71,7 @@ def test_static_clutter_under_platform_drift_does_not_alert_when_shift_given():
     for f in range(1, 61):
         drift = np.array([0.8, 0.3]) * f
         pts = [(100 + drift[0], 100 + drift[1]), (150 + 2.5 * f, 60 + drift[1])]  # clutter, real target
-        events += tracker.update(dets(pts), f, f / 25, shift=(0.8, 0.3))
+        events += tracker.update(dets(pts), f, f / 25, SceneOffset(*drift))
     assert len(news(events)) == 1 and news(events)[0].x > 150
 
 
@@ -187,7 +188,7 @@ def test_grid_quantised_static_clutter_under_drift_does_not_alert():
     for f in range(1, 151):
         clutter = [grid(np.array([150.0, 100.0]) + drift * f + off) for off in ([0, 0], [40.3, 7.1], [-60.2, 50.9])]
         target = grid(np.array([30.0, 200.0]) + np.array([1.0, -0.4]) * f)
-        events += tracker.update(dets(clutter + [target]), f, f / 25, shift=tuple(drift))
+        events += tracker.update(dets(clutter + [target]), f, f / 25, SceneOffset(*(drift * f)))
     new = news(events)
     assert len(new) == 1 and new[0].x < 100
 
@@ -201,3 +202,68 @@ def test_frames_dropped_upstream_are_not_misses():
         events += tracker.update(dets([(20 + 2.0 * frame * 0.5, 50 + 0.5 * frame)]), frame, frame / 25)
     new = news(events)
     assert len(new) == 1 and not [e for e in events if e.event == "end"]
+
+
+def test_static_new_object_in_empty_sky_alerts_but_hot_pixels_and_static_clutter_never_do():
+    """An aircraft flying at the camera stays put in the image: it alerts because it appeared where the scene
+    had nothing. Hot pixels and static clutter, present since the stream began, never alert."""
+    rng = np.random.default_rng(3)
+    events, first = [], None
+    tracker = Tracker(frame_size=SIZE)
+    for f in range(1, 201):
+        pts = [(200 + rng.normal(0, 0.3), 40 + rng.normal(0, 0.3)), (60.0, 180.0)]  # hot pixel, static clutter
+        if f >= 80:
+            pts.append((150 + rng.normal(0, 0.3), 120 + rng.normal(0, 0.3)))  # static new object from frame 80
+        events += tracker.update(dets(pts), f, f / 25)
+    new = news(events)
+    assert len(new) == 1 and abs(new[0].x - 150) < 2 and new[0].frame_index - 80 < 10
+
+
+def test_flickering_static_clutter_is_not_new_to_the_scene():
+    """Clutter that comes and goes at one place (a sunlit cloud top) restarts tracks, but never as new."""
+    rng = np.random.default_rng(4)
+    events = []
+    tracker = Tracker(frame_size=SIZE)
+    for f in range(1, 301):
+        on = (f // 12) % 2 == 0  # 12 frames on, 12 off
+        pts = [(100 + rng.normal(0, 0.5), 100 + rng.normal(0, 0.5))] if on else []
+        events += tracker.update(dets(pts), f, f / 25)
+    assert news(events) == []
+
+
+def _slewing_frames(speed: float, n: int, size=(256, 320)) -> tuple[list[np.ndarray], np.ndarray]:
+    """Frames of a cloud-like texture seen by a camera panning right at `speed` px/frame; the scene offset
+    (where scene content moved on the sensor) of each frame."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(7)
+    h, w = size
+    world = ndimage.gaussian_filter(rng.normal(0, 1, (h, w + int(speed * n) + 8)), 6)
+    world = (world - world.min()) / np.ptp(world) * 150 + 50
+    frames = [np.clip(world[:, int(speed * k):int(speed * k) + w] + rng.normal(0, 1.5, size), 0, 255).astype(np.uint8)
+              for k in range(n)]
+    return frames, np.array([[-speed * k, 0.0] for k in range(n)])
+
+
+@pytest.mark.parametrize("speed", [45.0, 150.0])
+def test_slewing_background_does_not_alert(speed):
+    """A pan/tilt head slewing at 45 px/frame is measured (static scene clutter moves with it and cannot
+    alert); at 150 px/frame it cannot be measured, and confirmations are held instead of alerting on the
+    background."""
+    from tracking.egomotion import SceneMotion
+
+    frames, truth = _slewing_frames(speed, 40)
+    motion, tracker, events, offsets = SceneMotion(), Tracker(frame_size=(320, 256)), [], []
+    clutter = np.array([[600.0, 60.0], [900.0, 200.0], [1500.0, 120.0], [2400.0, 90.0], [3100.0, 150.0]])
+    for f, (image, true) in enumerate(zip(frames, truth), start=1):
+        scene = motion.update(image)
+        offsets.append(scene)
+        pts = clutter + true  # scene-fixed clutter on the sensor
+        inside = (pts[:, 0] > 2) & (pts[:, 0] < 318)
+        events += tracker.update(dets(pts[inside]), f, f / 25, scene)
+    assert news(events) == []
+    if speed < 64:
+        assert all(o.measured for o in offsets[2:])  # a slew's first shift is confirmed by the second
+        assert abs(offsets[-1].x - truth[-1, 0]) < 0.02 * abs(truth[-1, 0])  # 0.5 px/frame at 45
+    else:
+        assert not any(o.measured for o in offsets[2:])

@@ -56,6 +56,16 @@ class TrackerConfig(BaseModel):
     motion_alpha: float = Field(1e-3, gt=0.0, lt=0.5,
                                 description="Chance that a static point with jittering detections passes the "
                                             "motion-significance test at one check.")
+    # Confirmation without image-plane motion: a new object where the scene had nothing
+    novelty_frames: int = Field(30, ge=0, le=100000,
+                                description="A track is new to the scene when no high-score detection came within "
+                                            "~6 px of where it started, on the sensor and in the scene, during the "
+                                            "camera's previous novelty_frames frames (and the camera had been "
+                                            "watched that long). 0: every track must move to alert.")
+    novel_hits: int = Field(6, ge=1, le=500,
+                            description="Hits a track new to the scene needs (and confirm_hits of the last "
+                                        "confirm_window) to alert without moving; places where detections are "
+                                        "always present (hot pixels, static clutter, OSD text) are never new.")
     # Events
     update_interval: int = Field(10, ge=0, le=100000,
                                  description="Frames between 'update' events of a track (0: no update events).")

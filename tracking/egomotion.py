@@ -1,7 +1,9 @@
-"""Apparent background motion between frames (platform drift), by FFT phase correlation."""
+"""Apparent background motion between frames (platform drift, a pan/tilt head slewing), by FFT phase
+correlation. `SceneMotion` owns it: one `SceneOffset` per frame, passed as is to the tracker."""
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 from scipy import fft
@@ -9,7 +11,9 @@ from scipy import fft
 _LOWPASS = 0.1  # std of the frequency weighting, cycles/px
 _OPENING = 7  # px: bright features narrower than this (targets, hot pixels) are removed first
 MIN_PEAK_RATIO = 1.05  # the correlation peak over the strongest other one: a tie means no reliable motion
-MAX_SHIFT = 8.0  # px/frame: larger apparent motion is taken as a failed measurement
+MAX_SHIFT = 64.0  # px/frame: a quarter of the window; a pan/tilt head slewing at >= 40 px/frame is measured
+MIN_CONTRAST = 2.0  # grey levels (8-bit scale) of 8x8-block means: less is a structureless picture
+CHANGE = 0.35  # a frame whose background differs from the last by this share of its contrast has changed
 WINDOW = (256, 256)  # (h, w) px: the central part of the frame that is measured (the whole of a smaller frame)
 
 
@@ -53,7 +57,8 @@ class _Spectrum:
     def __init__(self, frame: np.ndarray) -> None:
         frame = np.asarray(frame)
         self.frame_shape = frame.shape
-        a = _background(_central(frame))
+        self.grey_level = 257.0 if frame.dtype == np.uint16 else 1.0  # one 8-bit grey level in frame units
+        a = self.background = _background(_central(frame))
         self.shape = a.shape
         self.fft = fft.rfft2((a - a.mean()) * _window(a.shape))
 
@@ -70,13 +75,24 @@ def _lowpass(shape: tuple[int, int]) -> np.ndarray:
     return np.exp(-(fx**2 + fy**2) / (2 * _LOWPASS**2)).astype(np.float32)
 
 
-class SceneMotion:
-    """Cumulative scene offset of one camera's frames, fed in order: `update(frame)` returns how far the scene
-    has moved since the first frame (px). Differences between two frames' offsets give the tracker's `shift`,
-    also across frames dropped in between.
+class SceneOffset(NamedTuple):
+    """How far the scene has moved on the sensor since the camera's first frame (px), and whether this frame's
+    motion was measured: False while the camera slews faster than can be measured (the picture changed, but
+    no shift explains it), when the tracker holds new confirmations."""
 
-    A platform drifts smoothly, so a measured shift counts only when it agrees (within CONSISTENCY px) with the
-    previous measurement; an isolated value is a chance peak of a structureless background and counts as 0.
+    x: float
+    y: float
+    measured: bool = True
+
+
+class SceneMotion:
+    """The `SceneOffset` of each of one camera's frames, fed in order (also across frames dropped in between).
+
+    A measured shift counts when it agrees (within CONSISTENCY px) with the previous measurement (platforms
+    and pan/tilt heads move smoothly; the previous one then counts too, late); an isolated value is a chance
+    peak. When no shift counts, a picture that
+    barely changed is a still camera (or a structureless sky): offset unchanged, measured. A picture that
+    changed by more than CHANGE of its contrast is a slew too fast to measure: offset unchanged, not measured.
     """
 
     CONSISTENCY = 1.0
@@ -84,22 +100,43 @@ class SceneMotion:
     def __init__(self) -> None:
         self.prev: _Spectrum | None = None
         self.last: tuple[float, float] | None = None
-        self.offset = (0.0, 0.0)
+        self.last_counted = False
+        self.offset = SceneOffset(0.0, 0.0)
 
-    def update(self, frame: np.ndarray) -> tuple[float, float]:
+    def update(self, frame: np.ndarray) -> SceneOffset:
         cur = _Spectrum(frame)
+        measured = True
         if self.prev is not None and self.prev.frame_shape == cur.frame_shape:
             shift = _shift(self.prev, cur)
+            counted = False
             if shift is not None and self.last is not None and \
                     max(abs(shift[0] - self.last[0]), abs(shift[1] - self.last[1])) <= self.CONSISTENCY:
-                self.offset = (self.offset[0] + shift[0], self.offset[1] + shift[1])
-            self.last = shift
+                # the previous shift, held back as unconfirmed, is confirmed now and counts too
+                late = (0.0, 0.0) if self.last_counted else self.last
+                self.offset = SceneOffset(self.offset.x + shift[0] + late[0], self.offset.y + shift[1] + late[1])
+                counted = True
+            elif _changed(self.prev, cur):
+                measured = False
+            self.last, self.last_counted = shift, counted
         self.prev = cur
-        return self.offset
+        return self.offset._replace(measured=measured)
 
     def reset(self) -> None:
         """After a gap (reconnect) the next frame is not comparable with the last one."""
         self.prev = self.last = None
+
+
+def _blocks(a: np.ndarray, n: int = 8) -> np.ndarray:
+    h, w = a.shape[0] // n * n, a.shape[1] // n * n
+    return a[:h, :w].reshape(h // n, n, w // n, n).mean(axis=(1, 3))
+
+
+def _changed(prev: _Spectrum, cur: _Spectrum) -> bool:
+    """The pictures' 8x8-block means (sensor noise averaged away) differ by more than CHANGE of their contrast
+    (mean absolute deviation), in a picture with structure (contrast above MIN_CONTRAST grey levels)."""
+    p, c = _blocks(prev.background), _blocks(cur.background)
+    contrast = float(np.mean(np.abs(p - p.mean())))
+    return contrast > MIN_CONTRAST * prev.grey_level and float(np.mean(np.abs(c - p))) > CHANGE * contrast
 
 
 def estimate_shift(prev: np.ndarray, cur: np.ndarray) -> tuple[float, float] | None:
@@ -110,8 +147,8 @@ def estimate_shift(prev: np.ndarray, cur: np.ndarray) -> tuple[float, float] | N
     once: ~0.8 ms a frame for 640x512 on one CPU core).
 
     None when the background has too little structure to tell: on sensor noise alone the correlation maximum
-    falls anywhere in the frame, so a maximum beyond MAX_SHIFT (a platform drifts by a few px a frame), or one
-    that does not stand MIN_PEAK_RATIO above the next, is no measurement. The caller treats None as no motion."""
+    falls anywhere in the frame, so a maximum beyond MAX_SHIFT, or one that does not stand MIN_PEAK_RATIO
+    above the next, is no measurement."""
     return _shift(_Spectrum(prev), _Spectrum(cur))
 
 

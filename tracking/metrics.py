@@ -1,8 +1,10 @@
 """Tracking, detection and alert figures for point targets.
 
+A prediction matches a labelled target within its gate: max(3 px, half the label box's diagonal), so a
+point target (box of a few px) keeps the 3 px rule and a 30 px aircraft box accepts any point on the aircraft.
 HOTA (DetA, AssA), CLEAR (MOTA, IDSW) and Identity (IDF1) come from TrackEval's metric classes, fed in memory
-with the point similarity sim = max(0, 1 - d / 6 px), so that their 0.5 threshold is a 3 px match.
-Detection P/R/F1 matches per frame within 3 px (Hungarian). Alert figures use the tracker's `new` events.
+with the point similarity sim = max(0, 1 - d / (2 gate)), so that their 0.5 threshold is the gate.
+Detection P/R/F1 matches per frame within the gate (Hungarian). Alert figures use the tracker's `new` events.
 """
 from __future__ import annotations
 
@@ -16,15 +18,21 @@ from trackeval.metrics import CLEAR, HOTA, Identity
 from .events import TrackEvent
 from .motchallenge import MotRows
 
-SIM_RADIUS = 6.0  # px: similarity reaches 0 at this distance; 0.5 at half of it
-MATCH_RADIUS = 3.0  # px
+MATCH_RADIUS = 3.0  # px: the smallest gate
 SCR_EDGES = (3.0, 5.0, 7.0, 10.0)
 
 
-def point_similarity(gt_xy: np.ndarray, tr_xy: np.ndarray, radius: float = SIM_RADIUS) -> np.ndarray:
-    """(G, T) similarity max(0, 1 - d / radius) between point sets."""
+def match_gate(wh: np.ndarray) -> np.ndarray:
+    """(G,) gate of each labelled target, px: max(3 px, half the diagonal of its (G, 2) box size)."""
+    wh = np.asarray(wh, float).reshape(-1, 2)
+    return np.maximum(MATCH_RADIUS, 0.5 * np.hypot(wh[:, 0], wh[:, 1]))
+
+
+def point_similarity(gt_xy: np.ndarray, tr_xy: np.ndarray, gate: np.ndarray | float = MATCH_RADIUS) -> np.ndarray:
+    """(G, T) similarity max(0, 1 - d / (2 gate)) between point sets; `gate` per target or one for all."""
     d = np.linalg.norm(np.asarray(gt_xy, float)[:, None, :] - np.asarray(tr_xy, float)[None, :, :], axis=2)
-    return np.maximum(0.0, 1.0 - d / radius)
+    g = np.broadcast_to(np.asarray(gate, float).reshape(-1), (len(d),))[:, None] if len(d) else 1.0
+    return np.maximum(0.0, 1.0 - d / (2 * g))
 
 
 def as_rows(tracks: MotRows | Iterable) -> MotRows:
@@ -41,7 +49,7 @@ def trackeval_data(gt: MotRows, tr: MotRows, num_frames: int) -> dict:
         gi, ti = gt.at(f), tr.at(f)
         data["gt_ids"].append(np.array([gt_map[v] for v in gt.id[gi].tolist()], int))
         data["tracker_ids"].append(np.array([tr_map[v] for v in tr.id[ti].tolist()], int))
-        data["similarity_scores"].append(point_similarity(gt.xy[gi], tr.xy[ti]))
+        data["similarity_scores"].append(point_similarity(gt.xy[gi], tr.xy[ti], match_gate(gt.wh[gi])))
     data.update(num_timesteps=num_frames, num_gt_ids=len(gt_map), num_tracker_ids=len(tr_map),
                 num_gt_dets=int(sum(len(g) for g in data["gt_ids"])),
                 num_tracker_dets=int(sum(len(t) for t in data["tracker_ids"])))
@@ -65,27 +73,29 @@ def tracking_metrics(gt: MotRows, tracks: MotRows | Iterable, num_frames: int) -
             "gt_ids": data["num_gt_ids"], "track_ids": data["num_tracker_ids"]}
 
 
-def _match(gxy: np.ndarray, txy: np.ndarray, radius: float) -> list[tuple[int, int]]:
+def _match(gxy: np.ndarray, txy: np.ndarray, gate: np.ndarray) -> list[tuple[int, int]]:
+    """Hungarian matches (gt row, prediction) within each target's gate (G,)."""
     if len(gxy) == 0 or len(txy) == 0:
         return []
     d = np.linalg.norm(gxy[:, None] - txy[None], axis=2)
-    r, c = linear_sum_assignment(np.where(d <= radius, d, 1e6))
-    return [(a, b) for a, b in zip(r, c) if d[a, b] <= radius]
+    ok = d <= np.asarray(gate, float).reshape(-1, 1)
+    r, c = linear_sum_assignment(np.where(ok, d, 1e6))
+    return [(a, b) for a, b in zip(r, c) if ok[a, b]]
 
 
-def detection_prf(gt: MotRows, points: MotRows | Seq, num_frames: int,
-                  radius: float = MATCH_RADIUS) -> dict[str, float]:
-    """Per-frame detection precision / recall / F1 (match within `radius` px). `points`: MotRows, or one
-    entry per frame (frame 1 first) with `.xy` (e.g. `Detections`) or an (N, 2) array."""
+def detection_prf(gt: MotRows, points: MotRows | Seq, num_frames: int) -> dict[str, float]:
+    """Per-frame detection precision / recall / F1 (match within each target's gate). `points`: MotRows, or
+    one entry per frame (frame 1 first) with `.xy` (e.g. `Detections`) or an (N, 2) array."""
     tp = fp = fn = 0
     for f in range(1, num_frames + 1):
-        gxy = gt.xy[gt.at(f)]
+        gi = gt.at(f)
+        gxy = gt.xy[gi]
         if isinstance(points, MotRows):
             txy = points.xy[points.at(f)]
         else:
             p = points[f - 1]
             txy = np.asarray(getattr(p, "xy", p), float).reshape(-1, 2)
-        m = len(_match(gxy, txy, radius))
+        m = len(_match(gxy, txy, match_gate(gt.wh[gi])))
         tp, fp, fn = tp + m, fp + len(txy) - m, fn + len(gxy) - m
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / (tp + fn) if tp + fn else 0.0
@@ -93,10 +103,10 @@ def detection_prf(gt: MotRows, points: MotRows | Seq, num_frames: int,
             "det_TP": tp, "det_FP": fp, "det_FN": fn}
 
 
-def alert_metrics(gt: MotRows, events: Iterable[TrackEvent], num_frames: int, fps: float,
-                  radius: float = MATCH_RADIUS) -> dict[str, float]:
+def alert_metrics(gt: MotRows, events: Iterable[TrackEvent], num_frames: int, fps: float) -> dict[str, float]:
     """Alert-level figures from `new` events: share of true targets alerted, frames from a target's first
-    appearance to its first `new`, false `new` per hour of video, `new` per alerted target."""
+    appearance to its first `new`, false `new` per hour of video (a `new` within no target's gate in its
+    frame), `new` per alerted target."""
     first = {int(i): int(gt.frame[gt.id == i].min()) for i in np.unique(gt.id)}
     alerted: dict[int, int] = {}
     true_new = false_new = 0
@@ -105,9 +115,10 @@ def alert_metrics(gt: MotRows, events: Iterable[TrackEvent], num_frames: int, fp
             continue
         gi = gt.at(e.frame_index)
         d = np.hypot(gt.xy[gi, 0] - e.x, gt.xy[gi, 1] - e.y) if len(gi) else np.zeros(0)
-        if len(d) and d.min() <= radius:
+        inside = d <= match_gate(gt.wh[gi]) if len(d) else np.zeros(0, bool)
+        if inside.any():
             true_new += 1
-            tid = int(gt.id[gi[int(np.argmin(d))]])
+            tid = int(gt.id[gi[int(np.argmin(np.where(inside, d, np.inf)))]])
             alerted.setdefault(tid, e.frame_index)
         else:
             false_new += 1
@@ -119,7 +130,26 @@ def alert_metrics(gt: MotRows, events: Iterable[TrackEvent], num_frames: int, fp
             "latency_frames_median": float(np.median(lat)) if lat else float("nan"),
             "new_true": true_new, "new_false": false_new,
             "false_new_per_hour": false_new / hours if hours else float("nan"),
-            "new_per_target": true_new / len(alerted) if alerted else float("nan")}
+            "new_per_target": true_new / len(alerted) if alerted else float("nan"),
+            "latencies": lat, "hours": hours}
+
+
+def summarize(results: Seq[dict]) -> dict[str, float]:
+    """Figures over many sequences from their `evaluate(..., events=...)` results: targets alerted (pooled),
+    median / mean frames to alert over all alerted targets, false `new` per hour of all the video, mean HOTA
+    and IDF1 over the sequences."""
+    targets = sum(r["targets"] for r in results)
+    alerted = sum(r["targets_alerted"] for r in results)
+    lat = [v for r in results for v in r.get("latencies", [])]
+    hours = sum(r["hours"] for r in results)
+    false = sum(r["new_false"] for r in results)
+    return {"sequences": len(results), "targets": targets, "targets_alerted": alerted,
+            "alert_share": alerted / targets if targets else float("nan"),
+            "latency_frames_median": float(np.median(lat)) if lat else float("nan"),
+            "latency_frames_mean": float(np.mean(lat)) if lat else float("nan"),
+            "new_false": false, "hours": hours, "false_new_per_hour": false / hours if hours else float("nan"),
+            "HOTA": float(np.mean([r["HOTA"] for r in results])) if results else float("nan"),
+            "IDF1": float(np.mean([r["IDF1"] for r in results])) if results else float("nan")}
 
 
 def scr_bin_label(scr: float, edges: Seq[float] = SCR_EDGES) -> str:
@@ -144,7 +174,7 @@ def by_scr(gt: MotRows, tr: MotRows, events: Optional[list[TrackEvent]], num_fra
     owner = np.full(len(tr), -1)
     for f in range(1, num_frames + 1):
         gi, ti = gt.at(f), tr.at(f)
-        for a, b in _match(gt.xy[gi], tr.xy[ti], MATCH_RADIUS):
+        for a, b in _match(gt.xy[gi], tr.xy[ti], match_gate(gt.wh[gi])):
             owner[ti[b]] = gt.id[gi[a]]
     out = {}
     order = sorted(set(labels.values()), key=lambda s: (s == "unknown", float(s.lstrip("<>=").split("-")[0])

@@ -112,7 +112,8 @@ def write_tracks(path: str | Path, rows: MotRows) -> None:
 
 def read_rows(path: str | Path, gt: bool = False) -> MotRows:
     """Read a MOTChallenge gt or tracker file. For gt, rows whose 7th column ("consider") is 0 or whose class
-    (8th) is not 1 are dropped; a 10th column is read as SCR when the file is ground truth."""
+    (8th) is neither 1 (pedestrian, MOTChallenge's target class) nor -1 ("not given", as many tools write) are
+    dropped; a 10th column is read as SCR when the file is ground truth."""
     text = Path(path).read_text().strip()
     if not text:
         return MotRows.empty()
@@ -120,7 +121,7 @@ def read_rows(path: str | Path, gt: bool = False) -> MotRows:
     if a.ndim != 2 or a.shape[1] < 6:
         raise ValueError(f"{path}: not a MOTChallenge file (need at least 6 comma-separated columns)")
     if gt and a.shape[1] >= 8:
-        a = a[(a[:, 6] != 0) & (a[:, 7] == 1)]
+        a = a[(a[:, 6] != 0) & np.isin(a[:, 7], (1, -1))]
     wh = a[:, 4:6]
     xy = a[:, 2:4] + wh / 2 - 1.0
     conf = a[:, 6] if a.shape[1] > 6 else None

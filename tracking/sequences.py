@@ -1,5 +1,6 @@
-"""Sequence readers: MOTChallenge folders, COCO-json recordings (ITT layout) and video files with a
-MOTChallenge `gt.txt` beside them. `open_sequence(path)` picks the reader from the path."""
+"""Sequence readers: MOTChallenge folders, COCO-json recordings (ITT layout), video files with a
+MOTChallenge `gt.txt` beside them, and the halmstad-ir layout (`videos/IR_*.mp4` + `labels/IR_*.csv`).
+`open_sequence(path)` picks the reader from the path; `sequence_paths(folder, split)` lists a dataset's."""
 from __future__ import annotations
 
 import json
@@ -36,7 +37,8 @@ def to_grey(img: np.ndarray | Image.Image) -> np.ndarray:
 
 class Sequence:
     """A video sequence: `name`, `width`, `height`, `fps`, `length`, `frames()` yielding
-    `(frame_index, grey ndarray)` with 1-based frame indices, and `gt` (`MotRows`) or None."""
+    `(frame_index, grey ndarray)` with 1-based frame indices, `gt` (`MotRows`) or None, and `classes`:
+    the class name of each gt id where the labels give one."""
 
     name: str
     width: int
@@ -44,6 +46,7 @@ class Sequence:
     fps: float
     length: int
     gt: Optional[MotRows]
+    classes: dict[int, str] = {}
 
     def frames(self) -> Iterator[tuple[int, np.ndarray]]:
         raise NotImplementedError
@@ -221,9 +224,85 @@ def _link_rows(rows: list[tuple]) -> MotRows:
     return MotRows(a[:, 0], ids, a[:, 2:4], a[:, 4:6])
 
 
+HALMSTAD_HEADER = "frame,id,class,x,y,w,h"
+
+
+def halmstad_labels(csv: Path, length: int, width: int, height: int) -> tuple[MotRows, dict[int, str]]:
+    """Labels of one halmstad-ir video (`frame,id,class,x,y,w,h`: 0-based frame, box top-left corner and size
+    in px, centre at (x + w/2, y + h/2) in the pixel-centre convention) as `MotRows` with 1-based frames,
+    plus each id's class. Raises `SequenceError` naming the file when it does not fit the video."""
+    lines = csv.read_text().splitlines()
+    if not lines or lines[0].strip().replace(" ", "") != HALMSTAD_HEADER:
+        raise SequenceError(f"{csv}: not a halmstad-ir labels file (first line must be '{HALMSTAD_HEADER}')")
+    rows, classes = [], {}
+    for n, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        parts = line.split(",")
+        try:
+            frame, tid, cls, x, y, w, h = int(parts[0]), int(parts[1]), parts[2].strip(), *map(float, parts[3:7])
+            if len(parts) != 7:
+                raise ValueError
+        except (ValueError, IndexError):
+            raise SequenceError(f"{csv}: line {n} is not 'frame,id,class,x,y,w,h': {line[:60]!r}") from None
+        cx, cy = x + w / 2, y + h / 2
+        if not 0 <= frame < length:
+            raise SequenceError(f"{csv}: line {n} labels frame {frame}, but the video has {length} frames "
+                                f"(0-{length - 1}): labels and video do not match")
+        if not (-0.5 <= cx <= width - 0.5 and -0.5 <= cy <= height - 0.5) or w <= 0 or h <= 0:
+            raise SequenceError(f"{csv}: line {n}: box centre ({cx:.1f}, {cy:.1f}) size {w:g}x{h:g} does not fit "
+                                f"the {width}x{height} video: labels and video do not match")
+        rows.append((frame + 1, tid, cx, cy, w, h))
+        classes.setdefault(tid, cls)
+    if not rows:
+        return MotRows.empty(), {}
+    a = np.asarray(rows, float)
+    return MotRows(a[:, 0], a[:, 1], a[:, 2:4], a[:, 4:6]), classes
+
+
+def _halmstad_video(path: Path, labels: Path) -> Sequence:
+    seq = VideoSequence(path, path.stem, None, None)
+    seq.gt, seq.classes = halmstad_labels(labels, seq.length, seq.width, seq.height)
+    return seq
+
+
+def _halmstad_labels_for(video: Path) -> Optional[Path]:
+    """`<root>/labels/<stem>.csv` for `<root>/videos/<stem>.mp4`, when it exists."""
+    cand = video.parent.parent / "labels" / f"{video.stem}.csv"
+    return cand if video.parent.name == "videos" and cand.is_file() else None
+
+
+def is_dataset_folder(path: str | Path) -> bool:
+    """A folder laid out as halmstad-ir: `videos/` and `labels/`."""
+    p = Path(path)
+    return (p / "videos").is_dir() and (p / "labels").is_dir()
+
+
+def sequence_paths(folder: str | Path, split: Optional[str] = None) -> list[Path]:
+    """The videos of a halmstad-ir style folder, in name order; with `split`, those named in
+    `splits/<split>.txt`. Raises `SequenceError` for a missing split or a listed sequence without video."""
+    root = Path(folder)
+    if not is_dataset_folder(root):
+        raise SequenceError(f"{root}: not a dataset folder (no videos/ and labels/)")
+    if split is None:
+        return sorted(p for p in (root / "videos").iterdir() if p.suffix.lower() in VIDEO_EXTS)
+    listing = root / "splits" / f"{split}.txt"
+    if not listing.is_file():
+        have = sorted(p.stem for p in (root / "splits").glob("*.txt")) if (root / "splits").is_dir() else []
+        raise SequenceError(f"{root}: no split {split!r} (have {', '.join(have) or 'none'})")
+    out = []
+    for name in listing.read_text().split():
+        videos = [p for p in (root / "videos").glob(f"{name}.*") if p.suffix.lower() in VIDEO_EXTS]
+        if not videos:
+            raise SequenceError(f"{listing}: sequence {name} has no video in {root / 'videos'}")
+        out.append(videos[0])
+    return out
+
+
 def open_sequence(path: str | Path, fps: float = 25.0) -> Sequence:
     """Open a MOTChallenge folder (`seqinfo.ini`, `img1/` or a video, `gt/gt.txt`), a video file (gt from
-    `<video>.txt`, `gt.txt` or `gt/gt.txt` beside it) or an ITT COCO json (`split.json#scene`).
+    `<video>.txt`, `gt.txt` or `gt/gt.txt` beside it, or `../labels/<name>.csv` in the halmstad-ir layout)
+    or an ITT COCO json (`split.json#scene`).
     `fps` is used where the data does not say. Raises `SequenceError` (a `ValueError`) on bad paths."""
     text = str(path)
     scene = None
@@ -234,13 +313,17 @@ def open_sequence(path: str | Path, fps: float = 25.0) -> Sequence:
         raise SequenceError(f"{p}: no such file or folder")
     try:
         if p.is_dir():
+            if is_dataset_folder(p):
+                raise SequenceError(f"{p}: a folder of sequences (videos/, labels/); open one video of it, or "
+                                    "replay the folder with --split")
             if not ((p / "seqinfo.ini").is_file() or (p / "img1").is_dir() or (p / "gt").is_dir()):
                 raise SequenceError(f"{p}: not a MOTChallenge sequence folder (no seqinfo.ini, img1/ or gt/)")
             return _mot_folder(p)
         if p.suffix.lower() == ".json":
             return _coco_json(p, scene, fps)
         if p.suffix.lower() in VIDEO_EXTS:
-            return _video_file(p)
+            labels = _halmstad_labels_for(p)
+            return _halmstad_video(p, labels) if labels else _video_file(p)
     except (OSError, ValueError) as e:
         if isinstance(e, SequenceError):
             raise

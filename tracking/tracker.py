@@ -1,6 +1,11 @@
 """Multi-target point tracker: CV Kalman filters, chi-square gates, two-pass Hungarian association
-(high- then low-score detections), M-of-N confirmation plus a motion check before alerting, coasting,
-deletion after misses, and `new` / `update` / `end` events. One `Tracker` per camera."""
+(high- then low-score detections), M-of-N confirmation, coasting, deletion after misses, and `new` / `update`
+/ `end` events. One `Tracker` per camera.
+
+A confirmed track alerts when it moves consistently (on the sensor and against the background), or when it
+appeared where the scene had nothing before (`SceneHistory`) and persists: so a hovering helicopter or an
+aircraft flying at the camera alerts, while hot pixels, OSD text and static clutter, whose places always hold
+detections, never do."""
 from __future__ import annotations
 
 from collections import deque
@@ -18,8 +23,55 @@ from .events import EndReason, TrackEvent
 
 if TYPE_CHECKING:  # the detector package (and torch) is not needed to run the tracker
     from detector.detections import Detections
+    from .egomotion import SceneOffset
 
 _BIG = 1e9
+_CELL = 4.0  # px: grid of the scene history; a place is its cell and the 8 around it (~4-8 px)
+
+
+class SceneHistory:
+    """When a high-score detection last fell in each 4 px cell, on the sensor and in the scene (sensor
+    position minus the cumulative background shift). A place is new when neither grid had a detection within
+    a cell of it during the last `frames` frames, and the camera has been watched that long."""
+
+    def __init__(self, frames: int) -> None:
+        self.frames = frames
+        self.sensor: dict[tuple[int, int], int] = {}
+        self.scene: dict[tuple[int, int], int] = {}
+        self.first: Optional[int] = None
+
+    @staticmethod
+    def _cells(xy: np.ndarray) -> np.ndarray:
+        return np.floor(np.asarray(xy, float).reshape(-1, 2) / _CELL).astype(np.int64)
+
+    def is_new(self, xy: np.ndarray, shift: np.ndarray, frame: int) -> bool:
+        if self.frames == 0 or self.first is None or frame - self.first < self.frames:
+            return False
+        since = frame - self.frames
+        for grid, p in ((self.sensor, xy), (self.scene, np.asarray(xy) - shift)):
+            cx, cy = self._cells(p)[0]
+            for dx in (-1, 0, 1):
+                for dy in (-1, 0, 1):
+                    if grid.get((int(cx + dx), int(cy + dy)), -1) >= since:
+                        return False
+        return True
+
+    def restart(self) -> None:
+        """The view jumped (a slew too fast to measure): what was seen says nothing about the new view."""
+        self.sensor.clear()
+        self.scene.clear()
+        self.first = None
+
+    def add(self, xy: np.ndarray, shift: np.ndarray, frame: int) -> None:
+        if self.first is None:
+            self.first = frame
+        for grid, p in ((self.sensor, xy), (self.scene, np.asarray(xy) - shift)):
+            for cx, cy in self._cells(p).tolist():
+                grid[(cx, cy)] = frame
+        if frame % 256 == 0:  # forget what is too old to matter: memory stays bounded on a slewing camera
+            for grid in (self.sensor, self.scene):
+                for k in [k for k, v in grid.items() if v < frame - self.frames]:
+                    del grid[k]
 
 
 @dataclass(frozen=True)
@@ -59,6 +111,7 @@ class _Track:
         self.wh = np.asarray(wh, float).copy()
         self.last_event_frame = frame
         self.last_hit_state = self.kf.x.copy()
+        self.new_to_scene = False  # set by the tracker from its `SceneHistory` when the track starts
 
     @property
     def confirmed(self) -> bool:
@@ -110,6 +163,9 @@ class _Track:
                 return False
         return True
 
+    def speed_ok(self, cfg: TrackerConfig) -> bool:
+        return float(np.hypot(*self.kf.x[2:])) <= cfg.max_speed
+
     def state(self, frame: int) -> TrackState:
         x, y, vx, vy = (float(v) for v in self.kf.x)
         return TrackState(self.id or 0, x, y, vx, vy, float(self.wh[0]), float(self.wh[1]), self.score,
@@ -134,22 +190,28 @@ class Tracker:
         self._next_id = 1
         self._last_frame: Optional[int] = None
         self._shift = np.zeros(2)  # cumulative background motion, px
+        self._history = SceneHistory(self.config.novelty_frames)
         alpha = self.config.motion_alpha
         self._motion_threshold = lru_cache(maxsize=None)(lambda n: 2.0 * float(f.ppf(1.0 - alpha, 2, 2 * (n - 2))))
 
     # ---------------------------------------------------------------- public API
     def update(self, detections: Detections | None, frame_index: int, timestamp: float,
-               shift: tuple[float, float] | None = None) -> list[TrackEvent]:
-        """Feed one frame; return its events. `shift`: the background's apparent motion since the previous
-        frame in px, when the caller knows it (used only by the motion check that rejects static clutter)."""
+               scene: SceneOffset | None = None) -> list[TrackEvent]:
+        """Feed one frame; return its events. `scene`: how far the background has moved since the camera's
+        first frame (`tracking.egomotion.SceneMotion`), when the caller measures it; None: a still camera.
+        While it is not `measured` (a slew too fast to measure) no track is confirmed, and what tentative
+        tracks had seen of their motion and of the scene is forgotten."""
         cfg = self.config
         frame_index = int(frame_index)
         if self._last_frame is not None and frame_index <= self._last_frame:
             raise ValueError(f"frame_index must increase: got {frame_index} after {self._last_frame}")
         dt = 1 if self._last_frame is None else frame_index - self._last_frame
         self._last_frame = frame_index
-        if shift is not None:
-            self._shift = self._shift + np.asarray(shift, float).reshape(2)
+        slewing = scene is not None and not scene.measured
+        if scene is not None:
+            self._shift = np.array([scene[0], scene[1]], float)
+        if slewing:
+            self._history.restart()
         if detections is None or len(detections) == 0:
             xy, wh, score = np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0)
         else:
@@ -183,9 +245,17 @@ class Tracker:
         fresh.sort(key=lambda j: (-score[j], xy[j, 0], xy[j, 1]))
         room = max(0, cfg.max_tracks - len(self._tracks))
         for j in fresh[:room]:
-            self._tracks.append(_Track(xy[j], wh[j], score[j], frame_index, self._shift, cfg))
+            tr = _Track(xy[j], wh[j], score[j], frame_index, self._shift, cfg)
+            tr.new_to_scene = self._history.is_new(xy[j], self._shift, frame_index)
+            self._tracks.append(tr)
+        self._history.add(xy[high], self._shift, frame_index)
 
-        return self._lifecycle(frame_index, timestamp)
+        if slewing:
+            for tr in self._tracks:
+                if not tr.confirmed:
+                    tr.path.clear()
+                    tr.new_to_scene = False
+        return self._lifecycle(frame_index, timestamp, hold=slewing)
 
     def finish(self, frame_index: int, timestamp: float) -> list[TrackEvent]:
         """End every live confirmed track with reason `stream_end`; drop all tracks."""
@@ -216,7 +286,7 @@ class Tracker:
         w, h = self.frame_size
         return -0.5 + margin <= x <= w - 0.5 - margin and -0.5 + margin <= y <= h - 0.5 - margin
 
-    def _lifecycle(self, frame: int, timestamp: float) -> list[TrackEvent]:
+    def _lifecycle(self, frame: int, timestamp: float, hold: bool = False) -> list[TrackEvent]:
         cfg = self.config
         ends, news, updates, alive = [], [], [], []
         for tr in self._tracks:
@@ -225,8 +295,9 @@ class Tracker:
                 window_misses = len(tr.hit_window) - sum(tr.hit_window)
                 if window_misses > cfg.confirm_window - cfg.confirm_hits or not self._inside(x, y, 0.0):
                     continue  # tentative track that failed: dropped silently
-                if (tr.misses == 0 and sum(tr.hit_window) >= cfg.confirm_hits
-                        and tr.motion_ok(cfg, self._motion_threshold)):
+                if not hold and tr.misses == 0 and sum(tr.hit_window) >= cfg.confirm_hits and (
+                        (tr.new_to_scene and tr.hits >= cfg.novel_hits and tr.speed_ok(cfg))
+                        or tr.motion_ok(cfg, self._motion_threshold)):
                     tr.id = self._next_id
                     self._next_id += 1
                     tr.last_event_frame = frame

@@ -17,6 +17,7 @@ from typing import Union
 import numpy as np
 
 from detector.detections import Detections
+from tracking.egomotion import SceneOffset
 from pipeline.frames import DetectedFrame, EndOfStream, Frame
 
 Fields = dict[bytes, bytes]
@@ -58,8 +59,8 @@ def _frame_meta(f: Frame) -> Fields:
     return {b"index": str(f.index).encode(), b"pts": _num(f.pts), b"captured_at": _num(f.captured_at),
             b"timestamp": _num(f.timestamp), b"dtype": f"u{dt.itemsize}".encode(),
             b"h": str(f.image.shape[0]).encode(), b"w": str(f.image.shape[1]).encode(),
-            b"sx": _num(f.scene_shift[0] if f.scene_shift else None),
-            b"sy": _num(f.scene_shift[1] if f.scene_shift else None)}
+            b"sx": _num(f.scene.x if f.scene else None), b"sy": _num(f.scene.y if f.scene else None),
+            b"sm": b"0" if f.scene is not None and not f.scene.measured else b"1"}
 
 
 def _end(end: EndOfStream, env: Envelope) -> Fields:
@@ -98,7 +99,8 @@ def _decode_end(f: Fields) -> EndOfStream:
 def _frame(f: Fields, image: np.ndarray) -> Frame:
     sx, sy = _opt(f.get(b"sx", b"")), _opt(f.get(b"sy", b""))
     return Frame(f[b"camera"].decode(), int(f[b"index"]), _opt(f[b"pts"]), float(f[b"captured_at"]),
-                 float(f[b"timestamp"]), image, None if sx is None or sy is None else (sx, sy))
+                 float(f[b"timestamp"]), image,
+                 None if sx is None or sy is None else SceneOffset(sx, sy, f.get(b"sm", b"1") != b"0"))
 
 
 def decode(f: Fields) -> tuple[Record, Envelope]:

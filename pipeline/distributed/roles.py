@@ -273,7 +273,8 @@ def build_role(role: str, config: PipelineConfig, *, mux, detector_factory: Call
     reorder: Reorderer[bytes] = Reorderer(s.reorder_window, s.gap_timeout_s, s.lossless_gap_timeout_s,
                                           join_after=2 * (s.in_flight + s.frames_maxlen))
     inp = OrderedDetections(reader, reorder, stop, cameras, smetrics, StatsPoller(client, [detections], smetrics))
-    stage = TrackStage(make_tracker, inp, emit, cameras, metrics)
+    from pipeline.graph import camera_zones
+    stage = TrackStage(make_tracker, inp, emit, cameras, metrics, camera_zones(config))
     inp.on_restart = lambda cam: stage.trackers.pop(cam, None)
 
     def track() -> bool:

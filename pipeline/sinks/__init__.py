@@ -21,5 +21,6 @@ def build_sinks(config: PipelineConfig, metrics=None) -> list[Sink]:
     if s.console is not None:
         sinks.append(ConsoleSink(s.console.events, metrics))
     if s.video is not None:
-        sinks.append(VideoSink(s.video, {n: c.fps for n, c in config.cameras.items()}, metrics))
+        sinks.append(VideoSink(s.video, {n: c.fps for n, c in config.cameras.items()}, metrics,
+                               {n: (c.mask, c.zones) for n, c in config.cameras.items()}))
     return sinks

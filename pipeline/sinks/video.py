@@ -1,4 +1,5 @@
-"""Annotated MP4 per camera (H.264 via PyAV): detections as red points, tracks as green rings with ids and trails."""
+"""Annotated MP4 per camera (H.264 via PyAV): detections as red points, tracks as green rings with ids and trails,
+mask polygons in grey and include zones in blue."""
 from __future__ import annotations
 
 import logging
@@ -50,9 +51,11 @@ class _Writer:
 class VideoSink(Sink):
     name = "video"
 
-    def __init__(self, config: VideoSinkConfig, camera_fps: dict[str, float | None], metrics=None) -> None:
+    def __init__(self, config: VideoSinkConfig, camera_fps: dict[str, float | None], metrics=None,
+                 zones: dict[str, tuple] | None = None) -> None:
         super().__init__([], metrics)
         self.config, self.camera_fps = config, camera_fps
+        self.zones = zones or {}  # camera -> (exclusion polygons, include polygons or None)
         self.writers: dict[str, _Writer] = {}
         self.trails: dict[str, dict[int, deque]] = defaultdict(dict)
 
@@ -69,6 +72,11 @@ class VideoSink(Sink):
             log.info("camera %s: writing annotated video to %s", cam, path)
         canvas = Image.fromarray(to_display(image)).convert("RGB")
         draw = ImageDraw.Draw(canvas)
+        exclude, include = self.zones.get(cam, ([], None))
+        for poly in include or []:  # include zones in blue, masks in grey
+            draw.polygon([tuple(p) for p in poly], outline=(60, 140, 255))
+        for poly in exclude:
+            draw.polygon([tuple(p) for p in poly], outline=(150, 150, 150))
         for x, y in record.detections.xy:
             draw.ellipse((x - 1.5, y - 1.5, x + 1.5, y + 1.5), outline=(255, 40, 40))
         trails = self.trails[cam]
