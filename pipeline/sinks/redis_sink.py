@@ -17,7 +17,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from pipeline.alerts import dumps, stamp
+from pipeline.alerts import Alert, CameraStatus
 from pipeline.config import RedisSinkConfig, redact_url
 from pipeline.frames import StatusEvent
 from pipeline.sinks.base import Sink
@@ -65,7 +65,7 @@ class RedisSink(Sink):
         self._beat_at = 0.0
 
     # ------------------------------------------------------------ inputs
-    def publish(self, alerts: list[dict[str, Any]]) -> None:
+    def publish(self, alerts: list[Alert]) -> None:
         with self._lock:
             for a in alerts:
                 self._push(("alert", a))
@@ -108,18 +108,18 @@ class RedisSink(Sink):
             wall = time.time()
             for kind, payload in items:
                 if kind == "alert":
-                    a = stamp(payload, wall)
-                    msg = dumps(a)
-                    pipe.publish(f"{c.channel_prefix}:{a['camera']}", msg)
+                    a = payload.stamped(wall)
+                    msg = a.to_json()
+                    pipe.publish(f"{c.channel_prefix}:{a.camera}", msg)
                     if c.stream:
-                        pipe.xadd(c.stream, {"camera": a["camera"], "event": a["event"], "alert": msg},
+                        pipe.xadd(c.stream, {"camera": a.camera, "event": a.event, "alert": msg},
                                   maxlen=c.stream_maxlen, approximate=True)
                     sent_alerts.append(a)
                 else:
-                    pipe.publish(f"{c.health_prefix}:status", dumps(payload.to_dict()))
+                    pipe.publish(f"{c.health_prefix}:status", CameraStatus.of(payload).to_json())
             for ev in statuses:
-                key = {**ev.to_dict(), "updated_at": round(wall, 3)}
-                pipe.set(f"{c.health_prefix}:{ev.camera}", json.dumps(key), px=int(c.heartbeat_ttl_s * 1000))
+                pipe.set(f"{c.health_prefix}:{ev.camera}", CameraStatus.of(ev, wall).to_json(),
+                         px=int(c.heartbeat_ttl_s * 1000))
             pipe.execute()
         except (redis.RedisError, OSError) as e:
             self._down(e)
@@ -147,8 +147,8 @@ class RedisSink(Sink):
             if sent_alerts:
                 self.metrics.observe("publish", time.perf_counter() - t0)
                 for a in sent_alerts:
-                    if a.get("captured_at"):
-                        self.metrics.end_to_end.labels(self.name).observe(max(0.0, wall - a["captured_at"]))
+                    if a.captured_at:
+                        self.metrics.end_to_end.labels(self.name).observe(max(0.0, wall - a.captured_at))
         if buffered:
             self._flush()
 
