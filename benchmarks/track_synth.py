@@ -30,7 +30,7 @@ from pipeline.alerts import AlertNumbering  # noqa: E402
 from tracking import Tracker, TrackerConfig  # noqa: E402
 from tracking.config import config_error_line  # noqa: E402
 from tracking.egomotion import SceneMotion  # noqa: E402
-from tracking.metrics import detection_prf, evaluate  # noqa: E402
+from tracking.mot_scores import detection_prf, evaluate  # noqa: E402
 from tracking.motchallenge import MotRows, write_tracks  # noqa: E402
 from tracking.sequences import SequenceError  # noqa: E402
 from tracking.synth import SynthConfig, background_files, render, write_sequence  # noqa: E402

@@ -118,7 +118,6 @@ class DetectorConfig(Base):
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
         "auto", description="auto: fp32 on a CPU, fp16 on CUDA (fp16 needs CUDA)")
     threads: int | None = Field(None, ge=1, description="CPU inference threads; None: one per core")
-    threshold: float | None = None
     batch_size: int | None = Field(None, ge=1, description="frames per forward pass, across cameras; None: 1 on a "
                                                            "CPU (batching gains nothing there, only latency), 16 on CUDA")
     batch_timeout_ms: float = Field(10.0, ge=0, description="how long a partial batch waits for more live frames")
@@ -389,6 +388,9 @@ def parse_config(text: str, overrides: list[str] = (), source: str = "<config>")
             msg = err["msg"]
             if err["type"] == "string_pattern_mismatch" and len(path) == 2 and path[0] == "cameras":
                 msg = "camera names may only use letters, digits, '_', '-' and '.'"
+            elif err["type"] == "extra_forbidden" and tuple(path[-2:]) == ("detector", "threshold"):
+                msg = ("unknown key: the score that starts a track is tracker.high_score (default: the "
+                       "threshold chosen on val, stored in the checkpoint)")
             elif err["type"] == "extra_forbidden":
                 msg = "unknown key"
             elif err["type"] == "union_tag_invalid":

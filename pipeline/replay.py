@@ -152,7 +152,7 @@ def replay(seq_path: str, config: PipelineConfig, report_path: str | Path | None
         "exit_code": result.exit_code, "error": result.message or None,
     }
     if seq.gt is not None and result.exit_code == 0:
-        from tracking.metrics import evaluate
+        from tracking.mot_scores import evaluate
         report["metrics"] = evaluate(seq.gt, rows, seq.length, seq.fps, recorder.alerts)
     else:
         report["metrics"] = None

@@ -18,7 +18,7 @@ from pipeline.alerts import comparable
 from pipeline.config import parse_config
 from pipeline.frames import EndOfStream, Frame
 from pipeline.graph import Pipeline
-from pipeline.metrics import Metrics
+from pipeline.prometheus import Metrics
 from pipeline.mux import FrameMux
 
 
@@ -185,3 +185,18 @@ def test_batch_size_follows_the_device_unless_set():
     assert cfg.detector.batch_for("cpu") == 1 and cfg.detector.batch_for("cuda") == 16
     cfg = config("  s: {source: {type: sequence, path: x}}", "detector: {batch_size: 3}")
     assert cfg.detector.batch_for("cpu") == cfg.detector.batch_for("cuda") == 3
+
+
+def test_video_sink_writes_an_annotated_h264_per_camera(clip, tmp_path):
+    import av
+
+    cfg = config(f"  s: {{source: {{type: sequence, path: {clip}}}}}",
+                 f"sinks:\n  video: {{path: '{tmp_path}/{{camera}}.mp4'}}\n")
+    assert Pipeline(cfg, detector=FakeDetector()).run(install_signals=False).exit_code == 0
+    with av.open(str(tmp_path / "s.mp4")) as c:
+        s = c.streams.video[0]
+        assert s.codec_context.name == "h264" and (s.codec_context.width, s.codec_context.height) == (160, 128)
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == 60
+    last = frames[-1].astype(int)
+    assert ((last[..., 1] - last[..., 0]) > 100).any(), "no green track ring drawn"

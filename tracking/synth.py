@@ -22,8 +22,10 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from detector.imageio import IMAGE_SUFFIXES, image_to_grey
+
 from .motchallenge import MotRows, write_gt, write_seqinfo
-from .sequences import IMAGE_EXTS, ArraySequence, SequenceError, to_grey
+from .sequences import ArraySequence, SequenceError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BACKGROUNDS = REPO_ROOT.parent / "shared" / "data" / "ir-backgrounds"
@@ -68,7 +70,7 @@ def background_files(background: Optional[str]) -> list[Path]:
     if p.is_file():
         return [p]
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS)
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
         if files:
             return files
         raise SequenceError(f"{p}: no images in the background folder")
@@ -144,7 +146,7 @@ def render(cfg: SynthConfig) -> tuple[ArraySequence, dict[str, str]]:
     files = background_files(cfg.background)
     bg_file = files[int(rng.integers(len(files)))]
     with Image.open(bg_file) as im:
-        bg = to_grey(im).astype(np.float32)
+        bg = image_to_grey(im).astype(np.float32)
     if bg.max() > 255:
         bg = bg * (255.0 / bg.max())
     drift = _drift_path(cfg, rng)
@@ -219,25 +221,11 @@ def render(cfg: SynthConfig) -> tuple[ArraySequence, dict[str, str]]:
 
 def write_video(path: str | Path, frames, fps: float, crf: int = 17) -> None:
     """Encode grey frames as H.264 (libx264, full-range yuv420p, CRF `crf`; low CRF keeps dim targets)."""
-    import av
-    from fractions import Fraction
+    from .h264 import H264Writer
 
-    frames = iter(frames)
-    with av.open(str(path), "w") as c:
-        s = None
+    with H264Writer(path, fps, crf=crf, full_range=True) as w:
         for f in frames:
-            if s is None:
-                s = c.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-                s.height, s.width = f.shape
-                s.pix_fmt = "yuv420p"
-                s.codec_context.color_range = 2  # full range: no 16-235 squeeze of the grey levels
-                s.options = {"crf": str(crf), "preset": "medium"}
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="gray")
-            for p in s.encode(vf.reformat(format="yuv420p", dst_color_range=2)):
-                c.mux(p)
-        if s is not None:
-            for p in s.encode():
-                c.mux(p)
+            w.write(f)
 
 
 def write_sequence(seq: ArraySequence, info: dict[str, str], out: str | Path, images: bool = True,

@@ -6,13 +6,13 @@ import logging
 from collections import defaultdict, deque
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image, ImageDraw
 
 from pipeline.config import VideoSinkConfig
 from pipeline.frames import TrackedFrame
 from pipeline.sinks.base import Sink
+from tracking.h264 import H264Writer
 
 log = logging.getLogger("pipeline.sinks.video")
 
@@ -26,28 +26,6 @@ def to_display(image: np.ndarray) -> np.ndarray:
     return np.clip((image.astype(np.float32) - lo) * scale, 0, 255).astype(np.uint8)
 
 
-class _Writer:
-    def __init__(self, path: Path, width: int, height: int, fps: float) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.container = av.open(str(path), "w")
-        self.stream = self.container.add_stream("libx264", rate=max(1, round(fps)))
-        self.stream.width, self.stream.height = width - width % 2, height - height % 2
-        self.stream.pix_fmt = "yuv420p"
-        self.stream.options = {"preset": "veryfast", "crf": "23"}
-
-    def write(self, rgb: np.ndarray) -> None:
-        rgb = rgb[: self.stream.height, : self.stream.width]
-        for packet in self.stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
-            self.container.mux(packet)
-
-    def close(self) -> None:
-        try:
-            for packet in self.stream.encode():
-                self.container.mux(packet)
-        finally:
-            self.container.close()
-
-
 class VideoSink(Sink):
     name = "video"
 
@@ -56,7 +34,7 @@ class VideoSink(Sink):
         super().__init__([], metrics)
         self.config, self.camera_fps = config, camera_fps
         self.zones = zones or {}  # camera -> (exclusion polygons, include polygons or None)
-        self.writers: dict[str, _Writer] = {}
+        self.writers: dict[str, H264Writer] = {}
         self.trails: dict[str, dict[int, deque]] = defaultdict(dict)
 
     def on_frame(self, record: TrackedFrame) -> None:
@@ -68,7 +46,7 @@ class VideoSink(Sink):
         if writer is None:
             path = Path(self.config.path.replace("{camera}", cam))
             fps = self.config.fps or self.camera_fps.get(cam) or 25.0
-            writer = self.writers[cam] = _Writer(path, image.shape[1], image.shape[0], fps)
+            writer = self.writers[cam] = H264Writer(path, fps, crf=23, preset="veryfast")
             log.info("camera %s: writing annotated video to %s", cam, path)
         canvas = Image.fromarray(to_display(image)).convert("RGB")
         draw = ImageDraw.Draw(canvas)
