@@ -129,7 +129,7 @@ def _replay_folder(args) -> int:
 def cmd_subscribe(args) -> int:
     import redis
     from pydantic import ValidationError
-    from redis.backoff import NoBackoff
+    from redis.backoff import ExponentialBackoff, NoBackoff
     from redis.retry import Retry
 
     from pipeline.alerts import Alert
@@ -141,7 +141,8 @@ def cmd_subscribe(args) -> int:
     except ValueError as e:
         return _user_error(f"bad Redis URL {redact_url(url)}: {e}")
     events = set(args.events.split(",")) if args.events else None
-    shown, delay, warned = 0, 0.5, False
+    shown, failures, warned = 0, 0, False
+    delays = ExponentialBackoff(cap=5.0, base=0.5)
 
     def emit(data: str) -> bool:
         nonlocal shown
@@ -173,7 +174,7 @@ def cmd_subscribe(args) -> int:
                                     continue
                                 if emit(fields.get("alert", "")):
                                     return 0
-                        delay, warned = 0.5, False
+                        failures, warned = 0, False
                 else:
                     pubsub = client.pubsub(ignore_subscribe_messages=True)
                     if args.camera:
@@ -182,7 +183,7 @@ def cmd_subscribe(args) -> int:
                         pubsub.psubscribe(f"{args.prefix}:*")
                     if warned:
                         print(f"subscribe: reconnected to {redact_url(url)}", file=sys.stderr)
-                    delay, warned = 0.5, False
+                    failures, warned = 0, False
                     while True:
                         msg = pubsub.get_message(timeout=1.0)
                         if msg and msg["type"] in ("message", "pmessage") and emit(msg["data"]):
@@ -192,8 +193,8 @@ def cmd_subscribe(args) -> int:
                     print(f"subscribe: redis {redact_url(url)} unreachable ({str(e).splitlines()[0]}); retrying",
                           file=sys.stderr)
                     warned = True
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                time.sleep(delays.compute(failures))
+                failures += 1
             except redis.AuthenticationError as e:
                 return _user_error(f"redis {redact_url(url)}: {e}")
     except KeyboardInterrupt:

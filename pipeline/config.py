@@ -14,13 +14,8 @@ import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
                       model_validator)
 
-try:  # the tracker owns its own validated settings
-    from tracking import TrackerConfig
-except ImportError:  # pragma: no cover - only while the tracking package is absent
-    class TrackerConfig(BaseModel):  # type: ignore[no-redef]
-        model_config = ConfigDict(extra="allow")
+from tracking import TrackerConfig  # the tracker owns its own validated settings
 
-SCHEMA_VERSION = 1
 CAMERA_NAME = r"^[A-Za-z0-9_.-]+$"
 
 
@@ -45,6 +40,10 @@ class ReconnectConfig(Base):
     max_s: float = Field(10.0, gt=0)
     factor: float = Field(2.0, ge=1)
     max_attempts: int | None = Field(None, ge=1, description="None: retry for ever")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before attempt `attempt` (1, 2, ...)."""
+        return min(self.max_s, self.initial_s * self.factor ** (attempt - 1))
 
 
 class RtspSource(Base):
@@ -227,7 +226,7 @@ class RunConfig(Base):
 
 
 class PipelineConfig(Base):
-    schema_version: Literal[1] = Field(1, alias="schema")
+    schema_version: Literal[1] = Field(1, alias="schema", description="version of this config format")
     cameras: dict[Annotated[str, Field(pattern=CAMERA_NAME)], CameraConfig]
     detector: DetectorConfig = DetectorConfig()
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)

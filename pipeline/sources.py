@@ -217,7 +217,7 @@ class CameraReader:
                 self.health.set(self.name, OFFLINE, reason)
             if c.reconnect.max_attempts is not None and attempt > c.reconnect.max_attempts:
                 raise SourceError(f"giving up after {c.reconnect.max_attempts} attempts: {reason}")
-            delay = min(c.reconnect.max_s, c.reconnect.initial_s * c.reconnect.factor ** (attempt - 1))
+            delay = c.reconnect.delay(attempt)
             if attempt > 1:
                 log.warning("camera %s: reconnect attempt %d failed (%s); next in %.1fs", self.name, attempt - 1,
                             reason, delay)
@@ -284,10 +284,8 @@ class CameraReader:
 
 def open_sequence_checked(path: Path):
     """`tracking.sequences.open_sequence` with its errors turned into `SourceError`."""
-    try:
-        from tracking.sequences import open_sequence
-    except ImportError as e:
-        raise SourceError(f"sequence sources need the tracking package ({e})") from None
+    from tracking.sequences import open_sequence
+
     if not Path(path).exists():
         raise SourceError(f"no such sequence: {path}")
     try:

@@ -95,7 +95,8 @@ def detection_prf(gt: MotRows, points: MotRows | Seq, num_frames: int) -> dict[s
 
 
 def alert_metrics(gt: MotRows, events: Iterable[TrackEvent], num_frames: int, fps: float) -> dict[str, float]:
-    """Alert-level figures from `new` events: share of true targets alerted, frames from a target's first
+    """Alert-level figures from `new` events (`TrackEvent`s, or the pipeline's `Alert`s: anything with
+    `event`, `frame_index`, `x`, `y`): share of true targets alerted, frames from a target's first
     appearance to its first `new`, false `new` per hour of video (a `new` within no target's gate in its
     frame), `new` per alerted target."""
     first = {int(i): int(gt.frame[gt.id == i].min()) for i in np.unique(gt.id)}
@@ -196,9 +197,3 @@ def evaluate(gt: MotRows, tracks: MotRows | Iterable, num_frames: int, fps: floa
     out["by_scr"] = by_scr(gt, tr, ev, num_frames, fps, scr_edges)
     return out
 
-
-def evaluate_sequence(seq, tracks: MotRows | Iterable, events: Optional[Iterable[TrackEvent]] = None) -> dict:
-    """`evaluate` against a `Sequence`'s ground truth (raises ValueError when it has none)."""
-    if seq.gt is None:
-        raise ValueError(f"sequence {seq.name}: no ground truth to score against")
-    return evaluate(seq.gt, tracks, seq.length, seq.fps, events)

@@ -14,7 +14,7 @@ from collections import deque
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
 from pipeline.alerts import Alert, CameraStatus
@@ -25,6 +25,7 @@ from pipeline.sinks.base import Sink
 log = logging.getLogger("pipeline.sinks.redis")
 
 MAX_PER_FLUSH = 500
+RETRY = ExponentialBackoff(cap=10.0, base=0.5)  # seconds before the next try after n failures in a row
 
 
 def make_client(config: RedisSinkConfig) -> redis.Redis:
@@ -57,10 +58,9 @@ class RedisSink(Sink):
         self._lock = threading.Lock()
         self.dropped = 0
         self._dropped_reported = 0
-        self.sent = 0
         self.connected: bool | None = None
         self._retry_at = 0.0
-        self._backoff = 0.5
+        self._failures = 0
         self._status: dict[str, StatusEvent] = {}
         self._beat_at = 0.0
 
@@ -132,7 +132,6 @@ class RedisSink(Sink):
             dropped = self.dropped - self._dropped_reported
             self._dropped_reported = self.dropped
             buffered = len(self._buf)
-        self.sent += len(sent_alerts)
         if self.connected is not True:
             if self.connected is None:
                 log.info("redis %s connected", self.where)
@@ -140,7 +139,7 @@ class RedisSink(Sink):
                 log.warning("redis %s reachable again: sent %d buffered alerts, dropped %d while it was down",
                             self.where, len(sent_alerts) + buffered, dropped)
             self.connected = True
-            self._backoff = 0.5
+            self._failures = 0
         if self.metrics:
             self.metrics.sink_up.labels(self.name).set(1)
             self.metrics.sink_buffered.labels(self.name).set(buffered)
@@ -154,8 +153,8 @@ class RedisSink(Sink):
 
     def _down(self, e: Exception) -> None:
         with self._lock:
-            self._retry_at = time.monotonic() + self._backoff
-            self._backoff = min(self._backoff * 2, 10.0)
+            self._retry_at = time.monotonic() + RETRY.compute(self._failures)
+            self._failures += 1
             buffered = len(self._buf)
         if self.connected is not False:
             log.warning("redis %s unreachable (%s); buffering up to %d alerts and retrying", self.where,
