@@ -81,7 +81,7 @@ def replay_folder(folder: str, split: str | None, config_path: str | None, overr
     with one detector (`detector`, else the config's, loaded once; `detector_for(path, config)` picks one per
     sequence instead); returns ({"summary", "by_class", "sequences": [reports]}, exit code).
     `on_report(report)` is called after each sequence."""
-    from tracking.metrics import summarize
+    from tracking.mot_scores import summarize
     from tracking.sequences import SequenceError, sequence_paths
     from pipeline.graph import load_detector
     from pipeline.sources import SourceError
