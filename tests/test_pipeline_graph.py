@@ -200,3 +200,16 @@ def test_video_sink_writes_an_annotated_h264_per_camera(clip, tmp_path):
     assert len(frames) == 60
     green = [int((f[..., 1].astype(int) - f[..., 0]).max()) for f in frames]
     assert green[0] < 40 and min(green[10:]) > 60, f"track rings (green) missing: {green}"
+
+
+def test_the_checkpoint_is_read_once_per_run(clip, tmp_path, monkeypatch):
+    """The detector's weights and the tracker's threshold come from one read of the checkpoint."""
+    import detector.checkpoint as checkpoint
+
+    reads = []
+    read_state = checkpoint.read_state
+    monkeypatch.setattr(checkpoint, "read_state", lambda path: reads.append(path) or read_state(path))
+    monkeypatch.setattr(checkpoint, "read_meta", lambda w: pytest.fail("checkpoint meta read a second time"))
+    cfg = config(f"  s: {{source: {{type: sequence, path: {clip}}}}}", "detector: {runtime: torch}")
+    assert Pipeline(cfg).run(install_signals=False).exit_code == 0
+    assert len(reads) == 1
