@@ -77,7 +77,7 @@ def test_predict_writes_one_json_line_per_image(trained, dataset, tmp_path):
 
 def test_eval_writes_json_and_pr_curve(trained, dataset, tmp_path):
     res = _cli("eval", "--weights", str(trained), "--data", str(dataset), "--split", "val", "--out", str(tmp_path))
-    assert "point (3 px)" in res.stdout and "Pd=" in res.stdout
+    assert "point: P=" in res.stdout and "false per megapixel" in res.stdout and "Pd=" in res.stdout
     report = json.loads((tmp_path / "metrics.json").read_text())
     assert report["split"] == "val" and report["targets"] == 2
     assert {"point", "pd", "fa_e6", "ap50", "by_size", "pr_curve"} <= set(report)
