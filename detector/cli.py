@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .errors import DetectorError
+from .exit_status import ExitStatus, stdout_closed
 from .imageio import IMAGE_SUFFIXES
 
 DEFAULT_BACKGROUNDS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ir-backgrounds"
@@ -98,30 +99,49 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"wrote {convert(args.src, args.dst)}")
         elif args.command == "predict":
-            from .imageio import load_grey
-            from .predict import Detector
-
-            paths = _images(args.paths)
-            det = Detector.load(args.weights, args.device, args.threshold)
-            out = sys.stdout if args.out == "-" else open(args.out, "w")
-            try:
-                for path in paths:
-                    try:
-                        image = load_grey(path)
-                    except DetectorError as exc:
-                        print(f"skipped: {exc}", file=sys.stderr)
-                        continue
-                    dets = det.predict(image)
-                    row = {"image": str(path), "width": image.shape[1], "height": image.shape[0],
-                           "detections": dets.to_dicts()}
-                    out.write(json.dumps(row) + "\n")
-            finally:
-                if out is not sys.stdout:
-                    out.close()
+            return _predict(args)
     except DetectorError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return ExitStatus.USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+        return ExitStatus.INTERRUPTED
+    except BrokenPipeError:
+        return stdout_closed()
+    return ExitStatus.OK
+
+
+def _predict(args) -> int:
+    """One JSON line per readable image; unreadable ones are named on stderr. Status: OK when every image was
+    read, FAILED when some were skipped, USAGE when none could be read."""
+    from tqdm import tqdm
+
+    from .imageio import load_grey
+    from .predict import Detector
+
+    paths = _images(args.paths)
+    det = Detector.load(args.weights, args.device, args.threshold)
+    out = sys.stdout if args.out == "-" else open(args.out, "w")
+    skipped = 0
+    try:
+        for path in tqdm(paths, "predict", unit="image", leave=False, disable=None):  # stderr, TTY only
+            try:
+                image = load_grey(path)
+            except DetectorError as exc:
+                print(f"skipped: {exc}", file=sys.stderr)
+                skipped += 1
+                continue
+            dets = det.predict(image)
+            row = {"image": str(path), "width": image.shape[1], "height": image.shape[0],
+                   "detections": dets.to_dicts()}
+            out.write(json.dumps(row) + "\n")
+        out.flush()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if skipped == len(paths):
+        raise DetectorError(f"none of the {len(paths)} inputs is a readable image")
+    if skipped:
+        print(f"error: {skipped} of {len(paths)} images could not be read (see 'skipped:' above)", file=sys.stderr)
+        return ExitStatus.FAILED
+    return ExitStatus.OK

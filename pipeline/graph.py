@@ -22,7 +22,7 @@ from pipeline.health import Health
 from pipeline.prometheus import Metrics
 from pipeline.mux import FrameMux
 from pipeline.sinks import Sink, build_sinks
-from pipeline.sources import CameraReader
+from pipeline.sources import CameraReader, missing_input
 from pipeline.stages import DONE, DetectStage, StreamEnded, TrackStage, detector_batch_size
 from pipeline.workers import Channel, Worker
 
@@ -153,6 +153,11 @@ class Pipeline:
             if problem:
                 raise StartupError(problem)
         detector = None
+        if role in (None, "ingest"):
+            for name in cameras:
+                problem = missing_input(cfg.cameras[name].source)
+                if problem:
+                    raise StartupError(f"camera {name}: {problem}")
         if role is None:
             detector = self.detector if self.detector is not None else load_detector(cfg)
         make_tracker = None

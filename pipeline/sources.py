@@ -19,7 +19,7 @@ import numpy as np
 
 from detector.imageio import image_to_grey
 from tracking.egomotion import SceneMotion
-from tracking.sequences import video_frame_to_grey
+from tracking.sequences import SequenceError, video_ended_early, video_frame_to_grey
 from pipeline.config import CameraConfig, FileSource, ImagesSource, RtspSource, SequenceSource, redact_url
 from pipeline.frames import EndOfStream, Frame
 from pipeline.health import FAILED, FINISHED, OFFLINE, ONLINE, RECONNECTING
@@ -48,11 +48,13 @@ def open_video(url: str, options: dict[str, str], open_timeout: float, read_time
         raise SourceError(f"cannot open {redact_url(url)}: {e.strerror or e}") from None
 
 
-def decode_video(container, timer=None, no_frame_timeout: float | None = None
+def decode_video(container, timer=None, no_frame_timeout: float | None = None, file: str | None = None
                  ) -> Iterator[tuple[np.ndarray, float | None, float | None]]:
     """Yield (grey image, pts seconds, stream fps) from the first video stream.
 
     `timer(seconds)` receives decode times; `no_frame_timeout` ends a stream whose packets decode to nothing.
+    A live stream skips undecodable packets (up to 50 in a row); a `file` must decode whole: a packet that
+    does not decode, or fewer frames than the container declares, raise `SourceError` naming the frame.
     """
     if not container.streams.video:
         raise SourceError("no video stream")
@@ -60,7 +62,7 @@ def decode_video(container, timer=None, no_frame_timeout: float | None = None
     stream.thread_type = "AUTO"
     rate = stream.average_rate or stream.guessed_rate
     fps = float(rate) if rate else None
-    bad, last_frame = 0, time.monotonic()
+    bad, last_frame, count = 0, time.monotonic(), 0
     for packet in container.demux(stream):
         t0 = time.perf_counter()
         if no_frame_timeout and time.monotonic() - last_frame > no_frame_timeout:
@@ -68,12 +70,15 @@ def decode_video(container, timer=None, no_frame_timeout: float | None = None
         try:
             frames = packet.decode()
         except av.FFmpegError as e:
+            if file is not None:
+                raise SourceError(video_ended_early(file, count, stream.frames, e)) from None
             bad += 1
             if bad > 50:
                 raise SourceError(f"undecodable video ({_av_message(e)})") from None
             continue
         bad = 0
         for frame in frames:
+            count += 1
             last_frame = time.monotonic()
             image = video_frame_to_grey(frame)
             if timer:
@@ -81,6 +86,8 @@ def decode_video(container, timer=None, no_frame_timeout: float | None = None
             pts = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
             yield image, pts, fps
             t0 = time.perf_counter()
+    if file is not None and count < stream.frames:
+        raise SourceError(video_ended_early(file, count, stream.frames))
 
 
 def lower_thread_priority(nice: int) -> None:
@@ -174,8 +181,7 @@ class CameraReader:
             else:
                 self._run_lossless(src)
                 self._end()
-        except SourceError as e:
-            log.error("camera %s: %s", self.name, e)
+        except SourceError as e:  # `_end` logs it once, as the camera's status
             self._end(str(e))
         except Exception as e:  # noqa: BLE001 - a reader bug ends this camera, never the run
             log.error("camera %s failed: %s: %s", self.name, type(e).__name__, e, exc_info=True)
@@ -268,18 +274,36 @@ class CameraReader:
         timeout = self._no_frame_timeout(None)
         container = open_video(str(path), {}, timeout, timeout)
         try:
-            yield from decode_video(container, self._timer)
+            yield from decode_video(container, self._timer, file=str(path))
         except av.FFmpegError as e:
-            raise SourceError(f"{path}: {_av_message(e)}") from None
+            raise SourceError(video_ended_early(path, self.index, container.streams.video[0].frames, e)) from None
         finally:
             container.close()
 
     def _sequence_frames(self, path: Path):
         seq = open_sequence_checked(path)
         fps = self.config.fps or getattr(seq, "fps", None) or DEFAULT_FPS
-        for index, image in seq.frames():
-            self.index = int(index) - 1  # keep the sequence's own numbering (ground truth refers to it)
-            yield np.ascontiguousarray(image), (int(index) - 1) / fps, fps
+        try:
+            for index, image in seq.frames():
+                self.index = int(index) - 1  # keep the sequence's own numbering (ground truth refers to it)
+                yield np.ascontiguousarray(image), (int(index) - 1) / fps, fps
+        except SequenceError as e:
+            raise SourceError(str(e)) from None
+
+
+def missing_input(src) -> str | None:
+    """One line when a file, folder or sequence source points at nothing (checked before the run starts)."""
+    if isinstance(src, RtspSource):
+        return None
+    text = str(src.path)
+    path = Path(text.split("#", 1)[0] if ".json#" in text else text)  # ITT json#scene
+    if isinstance(src, ImagesSource) and not path.is_dir():
+        return f"no such folder: {path}"
+    if isinstance(src, FileSource) and not path.is_file():
+        return f"no such file: {path}"
+    if not path.exists():
+        return f"no such file or folder: {path}"
+    return None
 
 
 def open_sequence_checked(path: Path):
@@ -290,6 +314,8 @@ def open_sequence_checked(path: Path):
         raise SourceError(f"no such sequence: {path}")
     try:
         return open_sequence(path)
+    except SequenceError as e:  # names the path already
+        raise SourceError(str(e)) from None
     except (OSError, ValueError, KeyError) as e:
         raise SourceError(f"cannot read sequence {path}: {e}") from None
 

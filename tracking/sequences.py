@@ -103,14 +103,29 @@ class VideoSequence(Sequence):
                 self.fps = float(fps or s.average_rate or 25.0)
                 self.length = int(s.frames) or sum(1 for _ in c.decode(video=0))
         except (av.FFmpegError, IndexError) as e:
-            raise SequenceError(f"{path}: cannot read video ({e})") from None
+            why = getattr(e, "strerror", None) or e
+            raise SequenceError(f"{path}: cannot read video, corrupt or truncated ({why})") from None
 
     def frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        """Every frame; raises `SequenceError` when the file ends early or a packet does not decode."""
         import av
 
+        i = 0
         with av.open(str(self.path)) as c:
-            for i, fr in enumerate(c.decode(video=0), start=1):
-                yield i, video_frame_to_grey(fr)
+            try:
+                for i, fr in enumerate(c.decode(video=0), start=1):
+                    yield i, video_frame_to_grey(fr)
+            except av.FFmpegError as e:
+                raise SequenceError(video_ended_early(self.path, i, self.length, e)) from None
+        if i < self.length:
+            raise SequenceError(video_ended_early(self.path, i, self.length))
+
+
+def video_ended_early(path: Path | str, decoded: int, total: int | None, error: Exception | None = None) -> str:
+    """The one-line message for a video that stops decoding after `decoded` of `total` frames."""
+    of = f" of {total}" if total else ""
+    why = f" ({getattr(error, 'strerror', None) or error})" if error is not None else ""
+    return f"{path}: file ended early or is corrupt at frame {decoded + 1}{of}{why}"
 
 
 def _mot_folder(path: Path) -> Sequence:

@@ -116,8 +116,11 @@ def _trajectory(cfg: SynthConfig, rng: np.random.Generator, enters: bool) -> tup
     return start, xy
 
 
-def render(cfg: SynthConfig) -> tuple[ArraySequence, dict[str, str]]:
-    """Render a sequence in memory: (ArraySequence with gt incl. per-frame SCR, info for seqinfo.ini)."""
+def render(cfg: SynthConfig, progress: bool = False) -> tuple[ArraySequence, dict[str, str]]:
+    """Render a sequence in memory: (ArraySequence with gt incl. per-frame SCR, info for seqinfo.ini).
+    `progress`: a bar on stderr when it is a terminal."""
+    from tqdm import tqdm
+
     rng = np.random.default_rng(cfg.seed)
     files = background_files(cfg.background)
     bg_file = files[int(rng.integers(len(files)))]
@@ -147,7 +150,7 @@ def render(cfg: SynthConfig) -> tuple[ArraySequence, dict[str, str]]:
 
     frames = np.empty((cfg.frames, cfg.height, cfg.width), np.uint8)
     rows = []
-    for t in range(cfg.frames):
+    for t in tqdm(range(cfg.frames), "render", unit="frame", leave=False, disable=None if progress else True):
         fx, fy = ox + drift[t, 0], oy + drift[t, 1]
         ix, iy = int(math.floor(fx)), int(math.floor(fy))
         ax, ay = fx - ix, fy - iy
@@ -247,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = SynthConfig(seed=a.seed, frames=a.frames, targets=a.targets, scr_min=a.scr_min, scr_max=a.scr_max,
                           width=w, height=h, fps=a.fps, background=a.background, drift=a.drift, noise=a.noise,
                           hot_pixels=a.hot_pixels, speed_min=a.speed_min, speed_max=a.speed_max)
-        seq, info = render(cfg)
+        seq, info = render(cfg, progress=True)
         out = write_sequence(seq, info, a.out, images=a.images, video=a.video, crf=a.crf)
     except ValidationError as e:
         print("error: " + "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()),
