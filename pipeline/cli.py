@@ -1,6 +1,7 @@
 """`python -m pipeline run | validate | subscribe | replay | schema`.
 
-User mistakes end with one `error: ...` line on stderr and exit status 2; a run that fails exits 1.
+User mistakes end with one `error: ...` line on stderr and exit status 2; a run that fails exits 1; a run whose
+alerts did not all reach their sinks exits 3 (`detector.exit_status.ExitStatus`, the README's table).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from detector.exit_status import ExitStatus, stdout_closed
 from pipeline.config import ConfigError, load_config, redact_url
 
 log = logging.getLogger("pipeline")
@@ -26,13 +28,13 @@ def _setup_logging(level: str = "info") -> None:
 
 def _user_error(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
-    return 2
+    return ExitStatus.USAGE
 
 
 def _config_problems(e: ConfigError) -> int:
     for line in e.problems:
         print(f"error: {line}", file=sys.stderr)
-    return 2
+    return ExitStatus.USAGE
 
 
 def cmd_validate(args) -> int:
@@ -43,7 +45,7 @@ def cmd_validate(args) -> int:
     cams = ", ".join(f"{n} ({c.source.type})" for n, c in config.cameras.items() if c.enabled)
     sinks = ", ".join(k for k, v in config.sinks if v is not None) or "none"
     print(f"{args.config}: ok: cameras {cams}; sinks {sinks}")
-    return 0
+    return ExitStatus.OK
 
 
 def cmd_run(args) -> int:
@@ -64,6 +66,8 @@ def cmd_run(args) -> int:
         result = Pipeline(config, role=args.role).run()
     except StartupError as e:
         return _user_error(str(e))
+    if args.role in (None, "track"):
+        print(result.summary, file=sys.stderr)
     if result.exit_code:
         print(f"error: {result.message}", file=sys.stderr)
     return result.exit_code
@@ -173,7 +177,7 @@ def cmd_subscribe(args) -> int:
                                 if args.camera and fields.get("camera") != args.camera:
                                     continue
                                 if emit(fields.get("alert", "")):
-                                    return 0
+                                    return ExitStatus.OK
                         failures, warned = 0, False
                 else:
                     pubsub = client.pubsub(ignore_subscribe_messages=True)
@@ -187,7 +191,7 @@ def cmd_subscribe(args) -> int:
                     while True:
                         msg = pubsub.get_message(timeout=1.0)
                         if msg and msg["type"] in ("message", "pmessage") and emit(msg["data"]):
-                            return 0
+                            return ExitStatus.OK
             except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
                 if not warned:
                     print(f"subscribe: redis {redact_url(url)} unreachable ({str(e).splitlines()[0]}); retrying",
@@ -198,7 +202,7 @@ def cmd_subscribe(args) -> int:
             except redis.AuthenticationError as e:
                 return _user_error(f"redis {redact_url(url)}: {e}")
     except KeyboardInterrupt:
-        return 0
+        return ExitStatus.OK
 
 
 def cmd_schema(args) -> int:
@@ -266,9 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        return 130
+        return ExitStatus.INTERRUPTED
     except BrokenPipeError:
-        return 0
+        return stdout_closed()
 
 
 if __name__ == "__main__":

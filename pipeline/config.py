@@ -150,6 +150,8 @@ class RedisSinkConfig(Base):
     stream: str | None = "itd:alerts"
     stream_maxlen: int = Field(100_000, ge=1)
     buffer_size: int = Field(10_000, ge=1, description="alerts kept while Redis is down")
+    spill_path: Path = Field(Path("runs/redis-undelivered.jsonl"),
+                             description="alerts Redis never got (buffer overflow, down at exit) are appended here")
     connect_timeout_s: float = Field(2.0, gt=0)
     events: list[Event] = ALL_EVENTS
     health_prefix: str = "itd:camera"
@@ -223,6 +225,8 @@ class RunConfig(Base):
                                                           "ego-motion): they fill the gaps left by inference "
                                                           "instead of stalling it; 0: same priority")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    status_interval_s: float = Field(10.0, ge=0, description="live runs: seconds between one-line status logs "
+                                                             "(fps, drops, tracks, alerts); 0: none")
 
 
 class PipelineConfig(Base):

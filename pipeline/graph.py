@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from detector.exit_status import ExitStatus
 from pipeline.config import PipelineConfig
 from pipeline.health import Health
 from pipeline.prometheus import Metrics
@@ -24,6 +25,7 @@ from pipeline.mux import FrameMux
 from pipeline.sinks import Sink, build_sinks
 from pipeline.sources import CameraReader, missing_input
 from pipeline.stages import DONE, DetectStage, StreamEnded, TrackStage, detector_batch_size
+from pipeline.status import RunStats
 from pipeline.workers import Channel, Worker
 
 log = logging.getLogger("pipeline")
@@ -79,9 +81,11 @@ def camera_zones(config: PipelineConfig) -> dict[str, tuple]:
 
 @dataclass
 class RunResult:
-    exit_code: int
+    exit_code: int  # an `ExitStatus`
     message: str = ""
     camera_errors: dict[str, str] = field(default_factory=dict)
+    summary: str = ""  # one line: frames, tracks, alerts by event, undelivered
+    undelivered: dict[str, int] = field(default_factory=dict)  # sink -> alerts it could not deliver
 
 
 class _SinkRunner:
@@ -124,6 +128,7 @@ class Pipeline:
         self._stop_at: float | None = None
         self.camera_errors: dict[str, str] = {}
         self.metrics_port: int | None = None
+        self.stats = RunStats()
 
     # ------------------------------------------------------------ control
     def stop(self, reason: str = "stop requested") -> None:
@@ -177,6 +182,8 @@ class Pipeline:
         channels = [tracked, *sink_channels]
 
         def emit(record: Any) -> None:
+            if record is not DONE:
+                self.stats.count(record)
             for ch in sink_channels:
                 ch.put(record)
             if isinstance(record, StreamEnded) and record.error:
@@ -222,7 +229,9 @@ class Pipeline:
         try:
             for w in reversed(workers):
                 w.start()
-            code, message = self._wait(workers, sink_workers, mux, channels, r.shutdown_timeout_s)
+            live = any(cfg.cameras[n].live for n in cameras)
+            code, message = self._wait(workers, sink_workers, mux, channels, r.shutdown_timeout_s,
+                                       r.status_interval_s if live else 0)
         finally:
             if previous:
                 for sig, handler in previous.items():
@@ -233,10 +242,16 @@ class Pipeline:
                 except Exception as e:  # noqa: BLE001
                     log.error("sink %s failed while closing: %s", rn.sink.name, e)
             self.metrics.close()
-        if code == 0 and self.camera_errors and self._stop_at is None:
-            code = 1
+        if code == ExitStatus.OK and self.camera_errors and self._stop_at is None:
+            code = ExitStatus.FAILED
             message = "; ".join(f"camera {c}: {e}" for c, e in sorted(self.camera_errors.items()))
-        return RunResult(code, message, dict(self.camera_errors))
+        undelivered = {s.name: s.undelivered for s in sinks if s.undelivered}
+        if undelivered:
+            spilled = "; ".join(f"{s.undelivered} alerts of sink {s.name} written to {s.spill_path}"
+                                for s in sinks if s.undelivered)
+            message = f"{message}; {spilled}" if message else f"alerts undelivered: {spilled}"
+            code = code or ExitStatus.UNDELIVERED
+        return RunResult(code, message, dict(self.camera_errors), self.stats.summary_line(undelivered), undelivered)
 
     def _role_stages(self, role: str, mux: FrameMux, make_tracker, emit, cameras: list[str],
                      channels: list) -> list[tuple[str, Callable[[], bool]]]:
@@ -256,8 +271,12 @@ class Pipeline:
         return stages
 
     def _wait(self, workers: list[Worker], sink_workers: list[Worker], mux: FrameMux, channels: list[Channel],
-              shutdown_timeout: float) -> tuple[int, str]:
+              shutdown_timeout: float, status_interval: float = 0) -> tuple[int, str]:
+        next_status = time.monotonic() + status_interval
         while True:
+            if status_interval and time.monotonic() >= next_status:
+                log.info("%s", self.stats.status_line())
+                next_status += status_interval
             if not any(w.is_alive() for w in workers):
                 break
             if self._fatal is not None:
@@ -269,7 +288,7 @@ class Pipeline:
             self._wake.wait(0.1)
             self._wake.clear()
         if self._fatal is None:
-            return 0, ""
+            return ExitStatus.OK, ""
         log.error("%s", self._fatal)
         self.stop_event.set()
         mux.abort()
@@ -278,7 +297,7 @@ class Pipeline:
         deadline = time.monotonic() + 5
         for w in workers:
             w.join(max(0.0, deadline - time.monotonic()))
-        return 1, self._fatal
+        return ExitStatus.FAILED, self._fatal
 
     def _install_signals(self) -> dict | None:
         if threading.current_thread() is not threading.main_thread():

@@ -12,6 +12,8 @@ class Sink:
     """Override `publish` (alerts), and `on_frame` / `on_end` / `tick` / `close` as needed."""
 
     name = "sink"
+    undelivered = 0  # alerts this sink could not deliver (set by `close`); the run then exits UNDELIVERED
+    spill_path = None  # where those alerts were written instead
 
     def __init__(self, events: list[str] | None = None, metrics=None) -> None:
         self.events = set(events) if events is not None else {"new", "update", "end"}

@@ -1,8 +1,9 @@
 """Redis sink: alerts on pub/sub `<prefix>:<camera>` and the capped stream `<stream>` (XADD MAXLEN), camera
 health as `<health_prefix>:<camera>` keys with a TTL heartbeat plus events on `<health_prefix>:status`.
 
-Redis being down never stops the run: alerts wait in a bounded buffer (oldest dropped first, counted),
-the sink retries with capped backoff, and it logs what it sent and dropped once Redis is back.
+Redis being down never stops the run: alerts wait in a bounded buffer, the sink retries with capped backoff,
+and it logs what it sent once Redis is back. Nothing is lost: an alert pushed out of the full buffer, or still
+unsent at exit, is appended to `spill_path` (JSON lines), and the run's exit status says so.
 """
 from __future__ import annotations
 
@@ -80,11 +81,23 @@ class RedisSink(Sink):
 
     def _push(self, item: tuple[str, Any]) -> None:
         if len(self._buf) >= self.config.buffer_size:
-            kind, _ = self._buf.popleft()
-            self.dropped += kind == "alert"
-            if self.metrics and kind == "alert":
-                self.metrics.sink_dropped.labels(self.name).inc()
+            kind, payload = self._buf.popleft()
+            if kind == "alert":
+                self.dropped += 1
+                self._spill([payload])
+                if self.metrics:
+                    self.metrics.sink_dropped.labels(self.name).inc()
         self._buf.append(item)
+
+    def _spill(self, alerts: list[dict[str, Any]]) -> None:
+        """Append alerts Redis did not get to `spill_path`, so that none is lost."""
+        if not alerts:
+            return
+        path = self.config.spill_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.writelines(dumps(a) + "\n" for a in alerts)
+        self.spill_path = path
 
     def tick(self) -> None:
         self._flush()
@@ -136,8 +149,9 @@ class RedisSink(Sink):
             if self.connected is None:
                 log.info("redis %s connected", self.where)
             else:
-                log.warning("redis %s reachable again: sent %d buffered alerts, dropped %d while it was down",
-                            self.where, len(sent_alerts) + buffered, dropped)
+                log.warning("redis %s reachable again: sent %d buffered alerts; %d that overflowed the buffer "
+                            "while it was down are in %s", self.where, len(sent_alerts) + buffered, dropped,
+                            self.config.spill_path)
             self.connected = True
             self._failures = 0
         if self.metrics:
@@ -176,10 +190,14 @@ class RedisSink(Sink):
             self._flush()
             if self._buf:
                 time.sleep(0.2)
-        lost = self.dropped + pending
-        if lost:
-            log.error("redis %s: %d alerts could not be delivered (%d dropped from the full buffer, %d unsent at exit)",
-                      self.where, lost, self.dropped, pending)
+        with self._lock:
+            unsent = [payload for kind, payload in self._buf if kind == "alert"]
+            self._buf.clear()
+        self._spill(unsent)
+        self.undelivered = self.dropped + len(unsent)
+        if self.undelivered:
+            log.error("redis %s: %d alerts could not be delivered (%d pushed out of the full buffer, %d unsent at "
+                      "exit); written to %s", self.where, self.undelivered, self.dropped, len(unsent), self.spill_path)
         try:
             self.client.close()
         except Exception:  # noqa: BLE001
