@@ -300,14 +300,14 @@ def _line_map(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dic
     return out
 
 
-def _expand(value: Any, path: tuple, problems: list[tuple[tuple, str]]) -> Any:
+def _expand(value: Any, path: tuple, problems: list[tuple[tuple, str]], env: dict[str, str]) -> Any:
     if isinstance(value, dict):
-        return {k: _expand(v, path + (k,), problems) for k, v in value.items()}
+        return {k: _expand(v, path + (k,), problems, env) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v, path + (i,), problems) for i, v in enumerate(value)]
+        return [_expand(v, path + (i,), problems, env) for i, v in enumerate(value)]
     if isinstance(value, str) and "$" in value:
         try:
-            return interpolate(value)
+            return interpolate(value, env)
         except KeyError as e:
             problems.append((path, f"environment variable {e.args[0]} is not set (use ${{{e.args[0]}:-default}})"))
     return value
@@ -359,8 +359,10 @@ def _fmt(source: str, lines: dict[tuple, int], path: tuple, msg: str, overridden
     return f"{where}: {dotted}: {msg}"
 
 
-def parse_config(text: str, overrides: list[str] = (), source: str = "<config>") -> PipelineConfig:
-    """Validate YAML text into a `PipelineConfig`; raise `ConfigError` listing every problem."""
+def parse_config(text: str, overrides: list[str] = (), source: str = "<config>",
+                 config_dir: Path | None = None) -> PipelineConfig:
+    """Validate YAML text into a `PipelineConfig`; raise `ConfigError` listing every problem. `${CONFIG_DIR}`
+    expands to `config_dir` (the config file's folder) unless the environment sets it."""
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -374,7 +376,10 @@ def parse_config(text: str, overrides: list[str] = (), source: str = "<config>")
     if not isinstance(data, dict):
         raise ConfigError([f"{source}:1: (top level): expected a mapping of settings"])
     env_problems: list[tuple[tuple, str]] = []
-    data = _expand(data, (), env_problems)
+    env = dict(os.environ)
+    if config_dir is not None:
+        env.setdefault("CONFIG_DIR", str(Path(config_dir).resolve()))
+    data = _expand(data, (), env_problems, env)
     overridden = set()
     for assignment in overrides:
         apply_override(data, assignment)
@@ -410,13 +415,14 @@ def parse_config(text: str, overrides: list[str] = (), source: str = "<config>")
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> PipelineConfig:
-    """Read and validate a config file (relative source paths are resolved against the working directory)."""
+    """Read and validate a config file (relative paths are relative to the working directory; `${CONFIG_DIR}`
+    is the config file's folder)."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as e:
         raise ConfigError([f"{path}: cannot read config: {e.strerror or e}"]) from None
-    return parse_config(text, overrides, source=str(path))
+    return parse_config(text, overrides, source=str(path), config_dir=path.parent)
 
 
 def redact_url(url: str) -> str:
