@@ -1,5 +1,6 @@
-"""Annotated MP4 per camera (H.264 via PyAV): detections as red points, tracks as green rings with ids and trails,
-mask polygons in grey and include zones in blue.
+"""Annotated MP4 per camera (H.264 via PyAV): detections as red points, tracks as green rings with id and score,
+their trails, mask polygons in grey and include zones in blue, and on every frame the camera, frame number,
+stream time (and clock time when live) and a legend.
 
 Drawn with OpenCV: 3.8x faster than the PIL drawing it replaced (0.44 vs 1.67 ms per 640x512 frame with 20
 detections and 5 tracks with 30-point trails, medians of 200 interleaved runs, in one run on a shared
@@ -7,6 +8,7 @@ detections and 5 tracks with 30-point trails, medians of 200 interleaved runs, i
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict, deque
 from pathlib import Path
 
@@ -28,6 +30,39 @@ def to_display(image: np.ndarray) -> np.ndarray:
     lo, hi = np.percentile(image, (1, 99.9))
     scale = 255.0 / max(float(hi - lo), 1.0)
     return np.clip((image.astype(np.float32) - lo) * scale, 0, 255).astype(np.uint8)
+
+
+DETECTION, TRACK, TRAIL, TEXT = (255, 40, 40), (40, 255, 40), (255, 200, 0), (255, 255, 255)
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def _text(rgb: np.ndarray, text: str, org: tuple[int, int], color=TEXT, scale: float = 0.4) -> None:
+    """Text with a dark outline, readable on any background."""
+    cv2.putText(rgb, text, org, _FONT, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(rgb, text, org, _FONT, scale, color, 1, cv2.LINE_AA)
+
+
+def annotate(rgb: np.ndarray, record: TrackedFrame) -> None:
+    """Draw, in place: each track's id and score beside it, a header (camera, frame number, stream time, clock
+    time for live sources) and a legend of the marks."""
+    f = record.frame
+    for t in record.tracks:
+        _text(rgb, f"{t.id} {t.score:.2f}", (int(t.x) + 8, int(t.y) - 6), TRACK)
+    header = f"{f.camera}  frame {f.index}"
+    if f.pts is not None:
+        header += f"  t {f.pts:.2f} s"
+    if f.timestamp == f.captured_at:  # live: the tracker runs on capture time
+        header += "  " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(f.captured_at))
+    _text(rgb, header, (6, 16))
+    _text(rgb, f"{len(record.detections)} detections  {len(record.tracks)} tracks", (6, 34))
+    y = rgb.shape[0] - 10
+    for label, color in (("detection", DETECTION), ("track: id score", TRACK), ("trail", TRAIL)):
+        if label == "trail":
+            cv2.line(rgb, (4, y - 4), (16, y - 4), color, 1)
+        else:
+            cv2.circle(rgb, (10, y - 4), 2 if label == "detection" else 5, color, 1, cv2.LINE_AA)
+        _text(rgb, label, (22, y), color)
+        y -= 16
 
 
 class VideoSink(Sink):
@@ -58,7 +93,7 @@ class VideoSink(Sink):
             if polys:
                 cv2.polylines(canvas, [np.rint(np.asarray(p, float)).astype(np.int32) for p in polys], True, colour, 1)
         for x, y in np.rint(record.detections.xy).astype(int):
-            cv2.circle(canvas, (int(x), int(y)), 2, (255, 40, 40), 1)
+            cv2.circle(canvas, (int(x), int(y)), 2, DETECTION, 1)
         trails = self.trails[cam]
         live = set()
         for t in record.tracks:
@@ -66,12 +101,11 @@ class VideoSink(Sink):
             trail = trails.setdefault(t.id, deque(maxlen=max(1, self.config.trail)))
             trail.append((float(t.x), float(t.y)))
             if self.config.trail and len(trail) > 1:
-                cv2.polylines(canvas, [np.rint(np.array(trail)).astype(np.int32)], False, (255, 200, 0), 1)
-            x, y = round(t.x), round(t.y)
-            cv2.circle(canvas, (x, y), 5, (40, 255, 40), 1)
-            cv2.putText(canvas, str(t.id), (x + 7, y + 4), cv2.FONT_HERSHEY_PLAIN, 0.8, (40, 255, 40), 1)
+                cv2.polylines(canvas, [np.rint(np.array(trail)).astype(np.int32)], False, TRAIL, 1)
+            cv2.circle(canvas, (round(t.x), round(t.y)), 5, TRACK, 1)
         for tid in [k for k in trails if k not in live]:
             del trails[tid]
+        annotate(canvas, record)
         writer.write(canvas)
 
     def on_end(self, camera: str) -> None:
