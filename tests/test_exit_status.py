@@ -1,0 +1,186 @@
+"""Exit statuses and one-line messages of the command-line tools (README, "Exit statuses"): a truncated video
+as a file, a sequence and through replay; Redis unreachable for the whole run; a missing source path;
+`predict` on unreadable inputs and into a closed pipe. Real PyAV-encoded files, a real redis-server, the
+real detector through the real command line."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO, make_clip, pipeline_env, run_cli, write_mp4
+from detector.exit_status import ExitStatus
+
+
+def _clip_frames(n: int = 60) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    frames = []
+    for i in range(n):
+        f = (40 + rng.normal(0, 4, (128, 160))).clip(0, 255).astype(np.uint8)
+        f[60:63, 20 + i:23 + i] = 220
+        frames.append(f)
+    return frames
+
+
+def _truncate(src, dst, keep: float = 0.5):
+    """`head -c` of a file: the first `keep` of its bytes."""
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * keep)])
+    return dst
+
+
+def _faststart(src, dst):
+    """Remux with the MP4 index first (`-movflags +faststart`, as streaming tools write), so that a truncated
+    copy still opens."""
+    import av
+
+    with av.open(str(src)) as i, av.open(str(dst), "w", options={"movflags": "+faststart"}) as o:
+        out = o.add_stream_from_template(i.streams.video[0])
+        for packet in i.demux(i.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = out
+                o.mux(packet)
+    return dst
+
+
+@pytest.fixture
+def cut_video(tmp_path):
+    """A 60-frame H.264 MP4 with its index first (it still opens), cut in half."""
+    whole = _faststart(write_mp4(tmp_path / "plain.mp4", _clip_frames()), tmp_path / "whole.mp4")
+    return _truncate(whole, tmp_path / "cut.mp4")
+
+
+def _config(tmp_path, source: dict, **sinks) -> str:
+    cfg = {"cameras": {"cam": {"source": source}}, "metrics": {"port": None},
+           "sinks": {"jsonl": {"path": str(tmp_path / "alerts.jsonl")}, **sinks}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def _one_error_line(stderr: str, *words: str) -> str:
+    assert "Traceback" not in stderr, stderr[-3000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, stderr[-3000:]
+    for w in words:
+        assert w in errors[0], errors[0]
+    return errors[0]
+
+
+# ---------------------------------------------------------------- a truncated video
+
+@pytest.mark.timeout(200)
+def test_truncated_video_as_file_source_names_the_frame_and_fails(tmp_path, cut_video):
+    r = run_cli("run", _config(tmp_path, {"type": "file", "path": str(cut_video)}), timeout=180)
+    assert r.returncode == ExitStatus.FAILED, r.stderr[-3000:]
+    line = _one_error_line(r.stderr, "cut.mp4", "ended early or is corrupt at frame", "of 60")
+    assert "summary:" in r.stderr and "frames" in r.stderr
+    frame = int(line.split("at frame ")[1].split()[0])
+    assert 1 < frame < 60
+
+
+@pytest.mark.timeout(200)
+def test_truncated_video_as_sequence_source_names_the_frame_and_fails(tmp_path, cut_video):
+    seq = make_clip(tmp_path / "seq", frames=60, video=False)
+    shutil.copy(cut_video, seq / "video.mp4")
+    r = run_cli("run", _config(tmp_path, {"type": "sequence", "path": str(seq)}), timeout=180)
+    assert r.returncode == ExitStatus.FAILED, r.stderr[-3000:]
+    _one_error_line(r.stderr, "video.mp4", "ended early or is corrupt at frame", "of 60")
+
+
+@pytest.mark.timeout(200)
+def test_truncated_video_through_replay_names_the_frame_and_fails(tmp_path, cut_video):
+    seq = make_clip(tmp_path / "seq", frames=60, video=False)
+    shutil.copy(cut_video, seq / "video.mp4")
+    r = run_cli("replay", str(seq), "--report", str(tmp_path / "report.json"), "--no-progress", timeout=180)
+    assert r.returncode == ExitStatus.FAILED, r.stderr[-3000:]
+    _one_error_line(r.stderr, "ended early or is corrupt at frame", "of 60")
+    assert json.loads((tmp_path / "report.json").read_text())["exit_code"] == ExitStatus.FAILED
+
+
+def test_truncated_video_without_its_index_is_reported_as_corrupt(tmp_path):
+    """Cut before the index (the index last, as PyAV writes by default): it does not open at all."""
+    whole = write_mp4(tmp_path / "whole.mp4", _clip_frames())
+    cut = _truncate(whole, tmp_path / "cut.mp4")
+    r = run_cli("replay", str(cut), "--report", str(tmp_path / "report.json"), "--no-progress", timeout=120)
+    assert r.returncode == ExitStatus.USAGE, r.stderr[-3000:]
+    _one_error_line(r.stderr, "cut.mp4", "corrupt or truncated")
+
+
+# ---------------------------------------------------------------- exit statuses
+
+def test_missing_source_path_is_a_user_mistake(tmp_path):
+    r = run_cli("run", _config(tmp_path, {"type": "file", "path": str(tmp_path / "nope.mp4")}), timeout=60)
+    assert r.returncode == ExitStatus.USAGE, r.stderr[-3000:]
+    _one_error_line(r.stderr, "camera cam", "no such file", "nope.mp4")
+
+
+@pytest.mark.timeout(200)
+def test_redis_unreachable_for_the_whole_run_spills_alerts_and_exits_undelivered(tmp_path, redis_server):
+    redis_server.stop()  # a real server's port, now closed: Redis is unreachable for the whole run
+    seq = make_clip(tmp_path / "seq", frames=60)
+    spill = tmp_path / "spill.jsonl"
+    redis = {"url": redis_server.url, "connect_timeout_s": 0.2, "spill_path": str(spill)}
+    r = run_cli("run", _config(tmp_path, {"type": "sequence", "path": str(seq)}, redis=redis), timeout=180)
+    assert r.returncode == ExitStatus.UNDELIVERED, r.stderr[-3000:]
+    delivered = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    spilled = [json.loads(line) for line in spill.read_text().splitlines()]
+    assert delivered, "the clip's targets should alert"
+    key = lambda a: (a["event"], a["track_id"], a["frame_index"])  # noqa: E731
+    assert sorted(map(key, spilled)) == sorted(map(key, delivered))  # nothing lost
+    _one_error_line(r.stderr, f"{len(spilled)} alerts", str(spill))
+    assert f"{len(spilled)} undelivered" in r.stderr  # the summary line
+
+
+@pytest.mark.timeout(200)
+def test_reachable_redis_delivers_everything_and_exits_ok(tmp_path, redis_server):
+    seq = make_clip(tmp_path / "seq", frames=60)
+    spill = tmp_path / "spill.jsonl"
+    redis = {"url": redis_server.url, "spill_path": str(spill)}
+    r = run_cli("run", _config(tmp_path, {"type": "sequence", "path": str(seq)}, redis=redis), timeout=180)
+    assert r.returncode == ExitStatus.OK, r.stderr[-3000:]
+    assert not spill.exists() and "0 undelivered" in r.stderr
+    assert redis_server.client().xlen("itd:alerts") == len((tmp_path / "alerts.jsonl").read_text().splitlines())
+
+
+# ---------------------------------------------------------------- predict
+
+def _predict(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "detector", "predict", *args], cwd=REPO, env=pipeline_env(),
+                          capture_output=True, text=True, timeout=120, **kw)
+
+
+def test_predict_with_no_readable_input_is_a_user_mistake(tmp_path):
+    for name in ("a.png", "b.jpg"):
+        (tmp_path / name).write_bytes(b"not an image")
+    r = _predict(str(tmp_path))
+    assert r.returncode == ExitStatus.USAGE and r.stdout == ""
+    _one_error_line(r.stderr, "none of the 2 inputs")
+
+
+def test_predict_with_some_unreadable_inputs_fails_after_the_readable_ones(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(_clip_frames(1)[0]).save(tmp_path / "good.png")
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    r = _predict(str(tmp_path))
+    assert r.returncode == ExitStatus.FAILED
+    assert [json.loads(line)["image"].endswith("good.png") for line in r.stdout.splitlines()] == [True]
+    _one_error_line(r.stderr, "1 of 2 images")
+
+
+def test_predict_into_a_closed_pipe_has_no_traceback(tmp_path):
+    from PIL import Image
+
+    for k, f in enumerate(_clip_frames(20)):  # ~100 detections per image at threshold 0.01: > a pipe's buffer
+        Image.fromarray(f).save(tmp_path / f"{k:02d}.png")
+    r = subprocess.run(f"set -o pipefail; {sys.executable} -m detector predict {tmp_path} --threshold 0.01 | head -2",
+                       shell=True, executable="/bin/bash", cwd=REPO, env=pipeline_env(), capture_output=True,
+                       text=True, timeout=120)
+    assert len(r.stdout.splitlines()) == 2
+    assert r.returncode == ExitStatus.OK and r.stderr == "", r.stderr[-3000:]
