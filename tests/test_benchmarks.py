@@ -9,6 +9,8 @@ import pytest
 
 from conftest import REPO, rtsp_available
 
+pytestmark = pytest.mark.slow  # minutes of CPU: run by .ci/run, left out of the README's quick command
+
 
 def run_benchmark(script: str, *args: str, timeout: int = 300) -> list[dict]:
     proc = subprocess.run([sys.executable, f"benchmarks/{script}", *args], cwd=REPO, capture_output=True, text=True,
