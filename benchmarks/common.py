@@ -49,7 +49,7 @@ def interleaved(cases: dict[str, Callable[[], Any]], rounds: int, warmup: int = 
             fn()
     times: dict[str, list[float]] = {name: [] for name in cases}
     start = time.perf_counter()
-    for r in range(rounds):
+    for r in progress(range(rounds), "rounds"):
         for name, fn in cases.items():
             t0 = time.perf_counter()
             fn()
@@ -57,6 +57,13 @@ def interleaved(cases: dict[str, Callable[[], Any]], rounds: int, warmup: int = 
         if budget_s is not None and r >= 2 and time.perf_counter() - start > budget_s:
             break
     return times
+
+
+def progress(items, desc: str, total: int | None = None):
+    """`items` with a tqdm bar on stderr while it is a terminal (the JSON lines on stdout stay clean)."""
+    from tqdm import tqdm
+
+    return tqdm(items, desc, total=total, leave=False, disable=None)
 
 
 def median_ms(seconds: list[float]) -> float:
@@ -110,12 +117,16 @@ def cli(main: Callable[[], Any]) -> None:
     from pipeline.sources import SourceError
     from tracking.sequences import SequenceError
 
+    from detector.exit_status import ExitStatus
+
     try:
         main()
     except ConfigError as e:
-        raise SystemExit("\n".join(f"error: {p}" for p in e.problems)) from None
+        print("\n".join(f"error: {p}" for p in e.problems), file=sys.stderr)
+        raise SystemExit(ExitStatus.USAGE) from None
     except (DetectorError, StartupError, SourceError, SequenceError, OSError) as e:
-        raise SystemExit(f"error: {e}") from None
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(ExitStatus.USAGE) from None
 
 
 # ---------------------------------------------------------------- real services (benchmarks and tests)

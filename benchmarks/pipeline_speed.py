@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import common
-from common import cli, emit, machine, table, write_json
+from common import cli, emit, machine, progress, table, write_json
 
 from detector import Detector
 from detector.inference import to_batch
@@ -100,7 +100,7 @@ def main() -> None:
     frames = [image for _, image in seq.frames()]
     batches = [to_batch([f], det.multiple)[0] for f in frames]
     rows = []
-    for r in range(args.rounds):
+    for r in progress(range(args.rounds), "rounds"):
         row = {"round": r + 1, "frames": len(frames), "size": f"{seq.width}x{seq.height}",
                "variant": det.variant, "runtime": det.runtime, "batch": args.batch}
         row["model_only_fps"] = round(model_only(det, batches), 2)

@@ -34,6 +34,8 @@ from tracking.mot_scores import detection_prf, evaluate  # noqa: E402
 from tracking.motchallenge import MotRows, write_tracks  # noqa: E402
 from tracking.sequences import SequenceError  # noqa: E402
 from tracking.synth import SynthConfig, background_files, render, write_sequence  # noqa: E402
+from common import progress  # noqa: E402
+from detector.exit_status import ExitStatus  # noqa: E402
 
 TARGET = {"IDF1": 0.80, "HOTA": 0.60}
 
@@ -132,10 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = TrackerConfig(**raw_cfg)
     except ValidationError as e:
         print(f"error: {config_error_line(e)}", file=sys.stderr)
-        return 2
+        return ExitStatus.USAGE
     except (OSError, yaml.YAMLError, AttributeError, TypeError) as e:
         print(f"error: {a.tracker_config}: cannot read tracker config ({e})", file=sys.stderr)
-        return 2
+        return ExitStatus.USAGE
     detector = None
     if a.detector == "shipped":
         try:
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             detector = Detector.load(weights=a.weights)
         except (ImportError, ValueError, OSError) as e:  # DetectorError is a ValueError
             print(f"error: shipped detector unavailable ({e}); try --detector oracle", file=sys.stderr)
-            return 2
+            return ExitStatus.USAGE
         # ByteTrack-style: the detector reports down to the tracker's low_score; its own operating threshold
         # becomes the tracker's high_score unless the tracker config sets one.
         cfg = cfg.fed_by(detector.threshold)
@@ -156,17 +158,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as e:
         print("error: " + "; ".join(": ".join([".".join(map(str, x["loc"]))] * bool(x["loc"]) + [x["msg"]])
                                     for x in e.errors()), file=sys.stderr)
-        return 2
+        return ExitStatus.USAGE
     except SequenceError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return ExitStatus.USAGE
 
     results, header = [], f"{'sequence':<22}" + " ".join(f"{SHORT.get(k, k)[:7]:>7}" for k, _ in COLS)
     print(f"detector={a.detector} high_score={cfg.high_score:g} low_score={cfg.low_score:g} "
           f"frames={a.frames} targets={a.targets} SCR {a.scr_min:g}-{a.scr_max:g} "
           f"ego-motion={'off' if a.no_ego_motion else 'on'}")
     print(header)
-    for seed, synth_cfg in zip(a.seeds, synth_cfgs):
+    for seed, synth_cfg in progress(zip(a.seeds, synth_cfgs), "sequences", total=len(a.seeds)):
         seq, info = render(synth_cfg)
         rows, events, raw, secs = run_one(seq, detector, a.detector, cfg, not a.no_ego_motion, seed)
         r = evaluate(seq.gt, rows, seq.length, seq.fps, events)
@@ -201,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps({"detector": a.detector, "tracker": cfg.model_dump(), "mean": mean,
                                             "sequences": results, "pass": ok}, indent=1, default=float))
-    return 0
+    return ExitStatus.OK
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from detector.exit_status import ExitStatus
 from detector.imageio import IMAGE_SUFFIXES, image_to_grey
 from detector.synthetic import local_clutter, render_spot
 
@@ -255,12 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as e:
         print("error: " + "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()),
               file=sys.stderr)
-        return 2
+        return ExitStatus.USAGE
     except (SequenceError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return ExitStatus.USAGE
     print(f"wrote {out} ({seq.length} frames, {len(np.unique(seq.gt.id))} targets, {len(seq.gt)} gt rows)")
-    return 0
+    return ExitStatus.OK
 
 
 if __name__ == "__main__":
