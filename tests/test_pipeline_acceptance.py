@@ -11,6 +11,7 @@ import time
 import urllib.request
 from functools import lru_cache
 
+import numpy as np
 import pytest
 
 from conftest import REPO, free_port, pipeline_env, run_cli
@@ -115,14 +116,22 @@ def test_rtsp_run_publishes_and_survives_outages(real, tmp_path, rtsp_server_fac
 
 @pytest.mark.timeout(240)
 def test_demo_runs_without_redis_or_camera(real, tmp_path):
+    """From outside the repository: the demo finds its sample, ends with a summary, writes the annotated MP4."""
     out = tmp_path / "alerts.jsonl"
-    r = run_cli("run", "configs/demo.yaml", *SET_WEIGHTS, env=pipeline_env(ALERTS_OUT=str(out), REDIS_URL="redis://127.0.0.1:1/0"),
-                timeout=230)
+    r = run_cli("run", str(REPO / "configs" / "demo.yaml"), *SET_WEIGHTS, cwd=tmp_path,
+                env=pipeline_env(ALERTS_OUT=str(out), REDIS_URL="redis://127.0.0.1:1/0"), timeout=230)
     assert r.returncode == 0, r.stderr[-2000:]
     events = [json.loads(line)["event"] for line in out.read_text().splitlines()]
     assert "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("summary: 200 frames (sample 200), 0 dropped, ")
     if not WEIGHTS:  # the shipped weights find the sample's targets
         assert "new" in events
+    import av
+
+    with av.open(str(tmp_path / "runs" / "demo" / "sample.mp4")) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == 200 and frames[0].shape == (512, 640, 3)
+    assert not np.array_equal(frames[0][:20], frames[1][:20])  # the header's frame number and time move on
 
 
 @pytest.mark.timeout(300)
