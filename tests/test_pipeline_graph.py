@@ -17,7 +17,7 @@ from conftest import FakeDetector, make_clip
 from pipeline.alerts import comparable
 from pipeline.config import parse_config
 from pipeline.frames import EndOfStream, Frame
-from pipeline.graph import Pipeline
+from pipeline.graph import Pipeline, StartupError
 from pipeline.prometheus import Metrics
 from pipeline.mux import FrameMux
 
@@ -87,19 +87,26 @@ def test_corrupt_file_and_wrong_size_are_reported_and_other_cameras_work(clip, t
     out = tmp_path / "a.jsonl"
     cfg = config(f"""  good: {{source: {{type: file, path: {clip}/video.mp4}}}}
   bad: {{source: {{type: file, path: {corrupt}}}}}
-  missing: {{source: {{type: images, path: {tmp_path}/nowhere}}}}
   mixed: {{source: {{type: images, path: {mixed}}}}}""", jsonl=out)
     pipe = Pipeline(cfg, detector=FakeDetector())
     with caplog.at_level(logging.INFO):
         result = pipe.run(install_signals=False)
     assert result.exit_code == 1
-    assert set(result.camera_errors) == {"bad", "missing"}
+    assert set(result.camera_errors) == {"bad"}
     assert "cannot open" in result.camera_errors["bad"] and str(corrupt) in result.camera_errors["bad"]
-    assert "no such folder" in result.camera_errors["missing"]
     assert "frame 11 is 80x64, expected 160x128" in caplog.text
     assert pipe.metrics.dropped.labels("mixed", "size")._value.get() == 1
     cams = {a["camera"] for a in alerts_of(out) if a["event"] == "new"}
     assert cams == {"good", "mixed"}
+
+
+def test_a_missing_source_path_stops_the_run_before_it_starts(clip, tmp_path):
+    cfg = config(f"""  good: {{source: {{type: file, path: {clip}/video.mp4}}}}
+  missing: {{source: {{type: images, path: {tmp_path}/nowhere}}}}""")
+    detector = FakeDetector()
+    with pytest.raises(StartupError, match=f"camera missing: no such folder: {tmp_path}/nowhere"):
+        Pipeline(cfg, detector=detector).run(install_signals=False)
+    assert detector.calls == 0
 
 
 def test_failing_detector_is_restarted_then_stops_the_run(clip, tmp_path, caplog):

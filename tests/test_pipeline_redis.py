@@ -12,6 +12,7 @@ import time
 import pytest
 
 from conftest import REPO, FakeDetector, RedisServer, make_clip, pipeline_env
+from detector.exit_status import ExitStatus
 from pipeline.config import parse_config
 from pipeline.graph import Pipeline
 
@@ -99,12 +100,16 @@ def test_bounded_buffer_reports_drops_and_password_never_logged(tmp_path, clip, 
     server.start()
     try:
         url = server.url.replace(str(server.port), "1")  # nothing listens on port 1
-        cfg = redis_config(f"{{type: sequence, path: {clip}}}", url, ", buffer_size: 2, connect_timeout_s: 0.2")
+        spill = tmp_path / "spill.jsonl"
+        cfg = redis_config(f"{{type: sequence, path: {clip}}}", url,
+                           f", buffer_size: 2, connect_timeout_s: 0.2, spill_path: {spill}")
         with caplog.at_level(logging.DEBUG):
             result = Pipeline(cfg, detector=FakeDetector()).run(install_signals=False)
-        assert result.exit_code == 0
+        assert result.exit_code == ExitStatus.UNDELIVERED and str(spill) in result.message
         assert "could not be delivered" in caplog.text and "s3cr3t" not in caplog.text
         assert "redis://127.0.0.1:1/0" in caplog.text
+        spilled = spill.read_text().splitlines()  # pushed out of the full buffer, then unsent at exit: all kept
+        assert result.undelivered == {"redis": len(spilled)} and f"{len(spilled)} undelivered" in result.summary
 
         caplog.clear()
         cfg = redis_config(f"{{type: sequence, path: {clip}}}", server.url)
@@ -112,6 +117,7 @@ def test_bounded_buffer_reports_drops_and_password_never_logged(tmp_path, clip, 
             assert Pipeline(cfg, detector=FakeDetector()).run(install_signals=False).exit_code == 0
         stream = server.client().xrange("itd:alerts")
         assert stream and "s3cr3t" not in caplog.text and all("s3cr3t" not in f["alert"] for _, f in stream)
+        assert len(stream) == len(spilled)  # the same run with Redis up: nothing was lost above
     finally:
         server.stop()
 
