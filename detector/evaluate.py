@@ -17,17 +17,13 @@ LOW_THRESHOLD = 0.05  # keep every plausible peak; thresholds are applied afterw
 
 
 def collect(model: nn.Module, samples: list[Sample], stride: int, multiple: int, device: torch.device,
-<<<<<<< HEAD
-            batch: int = 1, noise_floor: float = NOISE_FLOOR, suppress_from: float = 0.5) -> list[ImageResult]:
+            batch: int = 1, noise_floor: float = NOISE_FLOOR, suppress_from: float = 0.5,
+            progress: bool = False) -> list[ImageResult]:
     """Predictions (all peaks above LOW_THRESHOLD) paired with the truth, per image; peaks inside the box of a
-    stronger one scoring `suppress_from` or more are dropped, as `Detector` does at its operating threshold."""
-=======
-            batch: int = 1, progress: bool = False) -> list[ImageResult]:
-    """Predictions (all peaks above LOW_THRESHOLD) paired with the truth, per image; `progress`: a bar on
-    stderr when it is a terminal."""
+    stronger one scoring `suppress_from` or more are dropped, as `Detector` does at its operating threshold.
+    `progress`: a bar on stderr when it is a terminal."""
     from tqdm import tqdm
 
->>>>>>> 17f615a (Exit statuses in one place (detector/exit_status.py); truncated/corrupt video names the frame (file, sequence, replay); missing source path is status 2; predict: no readable input -> 2, some skipped -> 1, closed stdout quiet; progress bars for eval and synth)
     model.eval()
     out = []
     for i in tqdm(range(0, len(samples), batch), "eval", unit="batch", leave=False, disable=None if progress else True):
@@ -75,12 +71,8 @@ def format_report(report: dict) -> str:
 
 
 def run_eval(detector, samples: list[Sample], data: str, split: str, out: Path | None) -> dict:
-<<<<<<< HEAD
     images = collect(detector.model, samples, detector.stride, detector.multiple, detector.device,
-                     noise_floor=detector.noise_floor, suppress_from=detector.threshold)
-=======
-    images = collect(detector.model, samples, detector.stride, detector.multiple, detector.device, progress=True)
->>>>>>> 17f615a (Exit statuses in one place (detector/exit_status.py); truncated/corrupt video names the frame (file, sequence, replay); missing source path is status 2; predict: no readable input -> 2, some skipped -> 1, closed stdout quiet; progress bars for eval and synth)
+                     noise_floor=detector.noise_floor, suppress_from=detector.threshold, progress=True)
     report = {"weights": detector.meta["path"], "variant": detector.variant, "data": data, "split": split,
               **evaluate(images, detector.threshold)}
     report["pr_curve"] = pr_curve(images)
