@@ -53,8 +53,9 @@ def decode_video(container, timer=None, no_frame_timeout: float | None = None, f
     """Yield (grey image, pts seconds, stream fps) from the first video stream.
 
     `timer(seconds)` receives decode times; `no_frame_timeout` ends a stream whose packets decode to nothing.
-    A live stream skips undecodable packets (up to 50 in a row); a `file` must decode whole: a packet that
-    does not decode, or fewer frames than the container declares, raise `SourceError` naming the frame.
+    Undecodable packets are skipped (up to 50 in a row). A `file` must decode whole: after its last frame, a
+    packet that did not decode, or fewer frames than the container declares, raise `SourceError` naming the
+    first bad frame (the frames that did decode are delivered first: nothing readable is lost).
     """
     if not container.streams.video:
         raise SourceError("no video stream")
@@ -62,7 +63,7 @@ def decode_video(container, timer=None, no_frame_timeout: float | None = None, f
     stream.thread_type = "AUTO"
     rate = stream.average_rate or stream.guessed_rate
     fps = float(rate) if rate else None
-    bad, last_frame, count = 0, time.monotonic(), 0
+    bad, last_frame, count, first_error = 0, time.monotonic(), 0, None
     for packet in container.demux(stream):
         t0 = time.perf_counter()
         if no_frame_timeout and time.monotonic() - last_frame > no_frame_timeout:
@@ -70,8 +71,8 @@ def decode_video(container, timer=None, no_frame_timeout: float | None = None, f
         try:
             frames = packet.decode()
         except av.FFmpegError as e:
-            if file is not None:
-                raise SourceError(video_ended_early(file, count, stream.frames, e)) from None
+            if first_error is None:
+                first_error = (count, e)
             bad += 1
             if bad > 50:
                 raise SourceError(f"undecodable video ({_av_message(e)})") from None
@@ -86,6 +87,8 @@ def decode_video(container, timer=None, no_frame_timeout: float | None = None, f
             pts = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
             yield image, pts, fps
             t0 = time.perf_counter()
+    if file is not None and first_error is not None:
+        raise SourceError(video_ended_early(file, first_error[0], stream.frames, first_error[1]))
     if file is not None and count < stream.frames:
         raise SourceError(video_ended_early(file, count, stream.frames))
 
