@@ -40,8 +40,8 @@ class RunStats:
                 cam.live_tracks = len(record.tracks)
             elif hasattr(record, "camera"):
                 self.cameras.setdefault(record.camera, _Camera()).live_tracks = 0
-            for a in alerts:
-                self.alerts[a["event"]] = self.alerts.get(a["event"], 0) + 1
+            for a in alerts:  # `pipeline.alerts.Alert`s
+                self.alerts[a.event] = self.alerts.get(a.event, 0) + 1
 
     def _alerts_text(self) -> str:
         return " ".join(f"{e} {self.alerts[e]}" for e in ("new", "update", "end") if e in self.alerts) or "none"

@@ -89,14 +89,14 @@ class RedisSink(Sink):
                     self.metrics.sink_dropped.labels(self.name).inc()
         self._buf.append(item)
 
-    def _spill(self, alerts: list[dict[str, Any]]) -> None:
+    def _spill(self, alerts: list[Alert]) -> None:
         """Append alerts Redis did not get to `spill_path`, so that none is lost."""
         if not alerts:
             return
         path = self.config.spill_path
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as f:
-            f.writelines(dumps(a) + "\n" for a in alerts)
+            f.writelines(a.to_json() + "\n" for a in alerts)
         self.spill_path = path
 
     def tick(self) -> None:
