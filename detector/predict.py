@@ -48,7 +48,8 @@ class Detector:
         self.stride: int = int(meta.get("stride", 2))
         self.multiple: int = int(meta.get("preprocessing", {}).get("pad_multiple", 32))
         self.noise_floor: float = checkpoint_noise_floor(meta)
-        self.threshold: float = float(meta.get("threshold", 0.5) if threshold is None else threshold)
+        self.operating_threshold: float = float(meta.get("threshold", 0.5))  # chosen on val, in the checkpoint
+        self.threshold: float = self.operating_threshold if threshold is None else float(threshold)
         self.top_k = top_k
 
     @classmethod
@@ -73,4 +74,4 @@ class Detector:
             return []
         thr = self.threshold if threshold is None else threshold
         return run(self.runner, list(frames), self.stride, self.multiple, thr, self.device, self.top_k, timings,
-                   self.noise_floor, suppress_from=self.threshold)
+                   self.noise_floor, suppress_from=self.operating_threshold)
