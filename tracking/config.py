@@ -16,7 +16,14 @@ class TrackerConfig(BaseModel):
                              description="Detections between low_score and high_score only extend existing tracks "
                                          "(second pass, dim targets); lower scores are ignored.")
     # Kalman filter (constant velocity, white-noise acceleration)
-    measurement_std: float = Field(0.5, gt=0.0, le=20.0, description="Std of a detection centroid, px.")
+    measurement_std: float = Field(0.5, gt=0.0, le=20.0, description="Std of a point target's centroid, px.")
+    extent_std: float = Field(0.2, ge=0.0, le=2.0,
+                              description="Std of an extended target's detections as a share of its (smoothed) box "
+                                          "size: the detector's peak wanders over a helicopter or a near drone.")
+    duplicate_extent: float = Field(1.0, ge=0.0, le=10.0,
+                                    description="A high-score detection within this many half boxes of one that "
+                                                "a track took (or of a better new one) is a second peak on the same "
+                                                "object and starts no track (0: off).")
     process_std: float = Field(0.3, gt=0.0, le=20.0, description="Std of the random acceleration, px/frame^2.")
     init_velocity_std: float = Field(4.0, gt=0.0, le=100.0,
                                      description="Std of the unknown velocity of a new track, px/frame.")

@@ -112,6 +112,8 @@ class _Track:
         self.last_event_frame = frame
         self.last_hit_state = self.kf.x.copy()
         self.new_to_scene = False  # set by the tracker from its `SceneHistory` when the track starts
+        self.kf.R = np.eye(2) * self.measurement_var(cfg)
+        self.kf.P[:2, :2] = self.kf.R
 
     @property
     def confirmed(self) -> bool:
@@ -129,7 +131,12 @@ class _Track:
         self.top_score = max(self.top_score, self.score)
         a = cfg.box_smoothing
         self.wh = (1 - a) * self.wh + a * np.asarray(wh, float)
+        self.kf.R = np.eye(2) * self.measurement_var(cfg)
         self.last_hit_state = self.kf.x.copy()
+
+    def measurement_var(self, cfg: TrackerConfig) -> float:
+        """Variance of this track's detections: an extended target's peak wanders over its extent."""
+        return max(cfg.measurement_std, cfg.extent_std * float(max(self.wh))) ** 2
 
     def miss(self, n: int = 1) -> None:
         self.hit_window.extend([False] * n)
@@ -243,6 +250,7 @@ class Tracker:
         used = set(matches.values())
         fresh = [j for j in high if j not in used]
         fresh.sort(key=lambda j: (-score[j], xy[j, 0], xy[j, 1]))
+        fresh = self._not_on_others(fresh, sorted(used), xy, wh)
         room = max(0, cfg.max_tracks - len(self._tracks))
         for j in fresh[:room]:
             tr = _Track(xy[j], wh[j], score[j], frame_index, self._shift, cfg)
@@ -279,6 +287,25 @@ class Tracker:
         cost = np.where(d2 <= gate, d2 + logdet[:, None], _BIG)
         rows, cols = linear_sum_assignment(cost)
         return {tracks[r]: int(dets[c]) for r, c in zip(rows, cols) if cost[r, c] < _BIG}
+
+    def _not_on_others(self, fresh: list[int], used: list[int], xy: np.ndarray, wh: np.ndarray) -> list[int]:
+        """The fresh detections (best first) that lie on no other object: an extended target (a helicopter, a
+        near drone) gives several peaks, of which the one a track took, or the best fresh one, stands for it;
+        a detection within half the box of such a one (scaled by `duplicate_extent`) starts no track."""
+        k = self.config.duplicate_extent
+        if k == 0 or not fresh:
+            return fresh
+        kept = list(used)
+        out = []
+        for j in fresh:
+            if kept:
+                o = np.asarray(kept)
+                half = 0.5 * k * np.maximum(wh[o], wh[j])
+                if np.any(np.all(np.abs(xy[o] - xy[j]) <= half, axis=1)):
+                    continue
+            kept.append(j)
+            out.append(j)
+        return out
 
     def _inside(self, x: float, y: float, margin: float) -> bool:
         if self.frame_size is None:
