@@ -69,6 +69,10 @@ class TrackerConfig(BaseModel):
                                             "~6 px of where it started, on the sensor and in the scene, during the "
                                             "camera's previous novelty_frames frames (and the camera had been "
                                             "watched that long). 0: every track must move to alert.")
+    novelty_score: float = Field(0.3, ge=0.0, le=1.0,
+                                 description="Detections scoring at least this mark their place as seen: static "
+                                             "clutter whose score hovers about high_score is not new when it "
+                                             "crosses it.")
     novel_hits: int = Field(6, ge=1, le=500,
                             description="Hits a track new to the scene needs (and confirm_hits of the last "
                                         "confirm_window) to alert without moving; places where detections are "

@@ -105,6 +105,7 @@ class _Track:
         # (frame, x, y, cumulative background shift x, y) of the latest hits, for the motion check
         self.path: deque[tuple[float, float, float, float, float]] = deque(maxlen=cfg.motion_window)
         self.path.append((frame, float(z[0]), float(z[1]), float(shift[0]), float(shift[1])))
+        self.scores: deque[float] = deque([float(score)], maxlen=cfg.motion_window)
         self.hits, self.misses = 1, 0
         self.first_frame = self.last_frame = frame
         self.score = self.top_score = float(score)
@@ -124,6 +125,7 @@ class _Track:
         self.kf.update(np.asarray(z, float))
         self.hit_window.append(True)
         self.path.append((frame, float(z[0]), float(z[1]), float(shift[0]), float(shift[1])))
+        self.scores.append(float(score))
         self.hits += 1
         self.misses = 0
         self.last_frame = frame
@@ -256,7 +258,7 @@ class Tracker:
             tr = _Track(xy[j], wh[j], score[j], frame_index, self._shift, cfg)
             tr.new_to_scene = self._history.is_new(xy[j], self._shift, frame_index)
             self._tracks.append(tr)
-        self._history.add(xy[high], self._shift, frame_index)
+        self._history.add(xy[score >= cfg.novelty_score], self._shift, frame_index)
 
         if slewing:
             for tr in self._tracks:
