@@ -17,13 +17,15 @@ LOW_THRESHOLD = 0.05  # keep every plausible peak; thresholds are applied afterw
 
 
 def collect(model: nn.Module, samples: list[Sample], stride: int, multiple: int, device: torch.device,
-            batch: int = 1, noise_floor: float = NOISE_FLOOR) -> list[ImageResult]:
-    """Predictions (all peaks above LOW_THRESHOLD) paired with the truth, per image."""
+            batch: int = 1, noise_floor: float = NOISE_FLOOR, suppress_from: float = 0.5) -> list[ImageResult]:
+    """Predictions (all peaks above LOW_THRESHOLD) paired with the truth, per image; peaks inside the box of a
+    stronger one scoring `suppress_from` or more are dropped, as `Detector` does at its operating threshold."""
     model.eval()
     out = []
     for i in range(0, len(samples), batch):
         chunk = samples[i:i + batch]
-        decoded = run(model, [s.image for s in chunk], stride, multiple, LOW_THRESHOLD, device, noise_floor=noise_floor)
+        decoded = run(model, [s.image for s in chunk], stride, multiple, LOW_THRESHOLD, device, noise_floor=noise_floor,
+                      suppress_from=suppress_from)
         for s, d in zip(chunk, decoded):
             out.append(ImageResult(d.detections.xy.astype(float), d.detections.score, d.boxes,
                                    s.centroids, s.boxes, s.image.shape, s.gates))
@@ -66,7 +68,7 @@ def format_report(report: dict) -> str:
 
 def run_eval(detector, samples: list[Sample], data: str, split: str, out: Path | None) -> dict:
     images = collect(detector.model, samples, detector.stride, detector.multiple, detector.device,
-                     noise_floor=detector.noise_floor)
+                     noise_floor=detector.noise_floor, suppress_from=detector.threshold)
     report = {"weights": detector.meta["path"], "variant": detector.variant, "data": data, "split": split,
               **evaluate(images, detector.threshold)}
     report["pr_curve"] = pr_curve(images)

@@ -47,8 +47,28 @@ def find_peaks(heat: torch.Tensor, threshold: float, top_k: int) -> list[tuple[n
     return extract_peaks(heat, threshold, top_k)
 
 
+def inside_stronger_box(x: np.ndarray, y: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
+                        min_score: float) -> np.ndarray:
+    """Keep-mask that drops a peak lying inside the box of a stronger kept peak scoring at least `min_score`
+    (the operating threshold: a background peak's box is untrained and may be anything): an extended target
+    (a near aircraft) gives one detection at its centre, not one more per bright part of its outline."""
+    keep = np.ones(len(x), bool)
+    if len(x) < 2:
+        return keep
+    order = np.argsort(-scores, kind="stable")
+    inside = ((x[None, :] >= boxes[:, None, 0]) & (x[None, :] <= boxes[:, None, 2])
+              & (y[None, :] >= boxes[:, None, 1]) & (y[None, :] <= boxes[:, None, 3]))
+    np.fill_diagonal(inside, False)
+    for rank, j in enumerate(order):
+        stronger = order[:rank]
+        stronger = stronger[keep[stronger] & (scores[stronger] >= min_score)]
+        if inside[stronger, j].any():
+            keep[j] = False
+    return keep
+
+
 def decode(outputs: dict[str, torch.Tensor], sizes: list[tuple[int, int]], stride: int, threshold: float,
-           top_k: int = 100) -> list[Decoded]:
+           top_k: int = 100, suppress_from: float | None = None) -> list[Decoded]:
     """Peaks of each heatmap -> centroids (cell + offset) and ltrb boxes, in pixels; peaks in padding dropped."""
     heat = outputs["heatmap"].float().sigmoid()
     peaks = find_peaks(heat, threshold, top_k)
@@ -69,6 +89,8 @@ def decode(outputs: dict[str, torch.Tensor], sizes: list[tuple[int, int]], strid
         keep = (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)
         x, y, ltrb, s = x[keep], y[keep], ltrb[keep] * stride, scores[keep]
         boxes = np.stack([x - ltrb[:, 0], y - ltrb[:, 1], x + ltrb[:, 2], y + ltrb[:, 3]], 1) if len(x) else np.zeros((0, 4))
+        keep = inside_stronger_box(x, y, boxes, s, threshold if suppress_from is None else suppress_from)
+        x, y, ltrb, s, boxes = x[keep], y[keep], ltrb[keep], s[keep], boxes[keep]
         dets = Detections(np.stack([x, y], 1), np.stack([ltrb[:, 0] + ltrb[:, 2], ltrb[:, 1] + ltrb[:, 3]], 1), s)
         results.append(Decoded(dets, boxes.astype(np.float32)))
     return results
@@ -76,7 +98,7 @@ def decode(outputs: dict[str, torch.Tensor], sizes: list[tuple[int, int]], strid
 
 def run(forward: Callable[[torch.Tensor], dict[str, torch.Tensor]], frames: list[np.ndarray], stride: int,
         multiple: int, threshold: float, device: torch.device, top_k: int = 100, timings: dict | None = None,
-        noise_floor: float = NOISE_FLOOR) -> list[Decoded]:
+        noise_floor: float = NOISE_FLOOR, suppress_from: float | None = None) -> list[Decoded]:
     """Forward (a model or a `runtime` runner) + decode for a batch of frames of any sizes."""
     t0 = time.perf_counter()
     batch, sizes = to_batch(frames, multiple, noise_floor)
@@ -85,7 +107,7 @@ def run(forward: Callable[[torch.Tensor], dict[str, torch.Tensor]], frames: list
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t1 = time.perf_counter()
-        decoded = decode(outputs, sizes, stride, threshold, top_k)
+        decoded = decode(outputs, sizes, stride, threshold, top_k, suppress_from)
     if timings is not None:
         timings["inference"] = t1 - t0
         timings["peaks"] = time.perf_counter() - t1

@@ -73,4 +73,4 @@ class Detector:
             return []
         thr = self.threshold if threshold is None else threshold
         return run(self.runner, list(frames), self.stride, self.multiple, thr, self.device, self.top_k, timings,
-                   self.noise_floor)
+                   self.noise_floor, suppress_from=self.threshold)
