@@ -41,6 +41,10 @@ class TrackerConfig(BaseModel):
     confirm_window: int = Field(5, ge=1, le=50,
                                 description="N of M-of-N: the window of processed frames in which confirm_hits are "
                                             "counted (frames dropped before detection do not count).")
+    confirm_score: float = Field(0.0, ge=0.0, le=1.0,
+                                 description="Mean detection score over the track's latest motion_window hits "
+                                             "needed to confirm: weak clutter that the low-score pass keeps alive "
+                                             "does not alert.")
     max_misses: int = Field(5, ge=0, le=1000,
                             description="A confirmed track coasts this many consecutive processed frames without a "
                                         "detection, then ends.")
@@ -54,12 +58,17 @@ class TrackerConfig(BaseModel):
                                     description="Net motion (px) over the motion window needed before a track may "
                                                 "alert; rejects hot pixels and static clutter.")
     motion_window: int = Field(15, ge=2, le=500,
-                               description="Number of latest hits used for the motion check.")
+                               description="Number of latest hits used for the motion check (a fast target).")
+    slow_motion_window: int = Field(90, ge=2, le=5000,
+                                    description="A second, longer window of latest hits for the motion check: a "
+                                                "slow target (a distant aircraft, 0.05-0.2 px/frame) moves "
+                                                "min_displacement only over many frames.")
     min_motion_hits: int = Field(5, ge=2, le=500,
                                  description="Hits needed in the motion window before the motion check can pass.")
     max_motion_residual: float = Field(1.0, gt=0.0, le=100.0,
                                        description="RMS distance (px) of the hits from a straight constant-velocity "
-                                                   "path allowed for the motion check.")
+                                                   "path allowed for the motion check (an extended target: twice "
+                                                   "its measurement std, if more).")
     motion_alpha: float = Field(1e-3, gt=0.0, lt=0.5,
                                 description="Chance that a static point with jittering detections passes the "
                                             "motion-significance test at one check.")

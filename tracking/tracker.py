@@ -103,7 +103,8 @@ class _Track:
         self.id: Optional[int] = None
         self.hit_window: deque[bool] = deque([True], maxlen=cfg.confirm_window)
         # (frame, x, y, cumulative background shift x, y) of the latest hits, for the motion check
-        self.path: deque[tuple[float, float, float, float, float]] = deque(maxlen=cfg.motion_window)
+        self.path: deque[tuple[float, float, float, float, float]] = deque(
+            maxlen=max(cfg.motion_window, cfg.slow_motion_window))
         self.path.append((frame, float(z[0]), float(z[1]), float(shift[0]), float(shift[1])))
         self.scores: deque[float] = deque([float(score)], maxlen=cfg.motion_window)
         self.hits, self.misses = 1, 0
@@ -145,32 +146,16 @@ class _Track:
         self.misses += n
 
     def motion_ok(self, cfg: TrackerConfig, threshold: Callable[[int], float]) -> bool:
-        """True when the latest hits move along a straight path, far enough and significantly, both on the
-        sensor and against the background (hot pixels are static on the sensor, clutter in the scene).
-
-        Far enough: the mean of the last k hits lies `min_displacement` px from the mean of the first k
-        (k = n // 3, 1 to 3), which a detector's jumps between grid positions on static clutter do not reach.
-        Significantly: for the fitted velocity v and the scatter s of the hits about the line,
-        |v|^2 * sum((t - mean t)^2) / s^2 >= `threshold(n)` (2 x the F(2, 2(n-2)) quantile of
-        1 - motion_alpha), so a static point whose detections merely jitter rarely passes."""
+        """True when the latest `motion_window` hits (a fast target), or the latest `slow_motion_window` hits (a
+        slow one: a distant aircraft), move along a straight path, far enough and significantly, both on the
+        sensor and against the background (hot pixels are static on the sensor, clutter in the scene)."""
         n = len(self.path)
         if n < max(3, cfg.min_motion_hits):
             return False
         p = np.asarray(self.path)
-        t = p[:, 0] - p[:, 0].mean()
-        stt = float(t @ t)
-        k = min(3, max(1, n // 3))
-        for xy in (p[:, 1:3], p[:, 1:3] - p[:, 3:5]):
-            v = t @ (xy - xy.mean(axis=0)) / stt
-            resid = xy - xy.mean(axis=0) - np.outer(t, v)
-            rss = float(np.sum(resid**2))
-            speed = float(np.hypot(*v))
-            s2 = max(rss / (2 * (n - 2)), cfg.measurement_std**2)
-            moved = float(np.hypot(*(xy[-k:].mean(axis=0) - xy[:k].mean(axis=0))))
-            if (moved < cfg.min_displacement or speed > cfg.max_speed
-                    or np.sqrt(rss / n) > cfg.max_motion_residual or speed**2 * stt / s2 < threshold(n)):
-                return False
-        return True
+        spans = {min(n, cfg.motion_window), min(n, cfg.slow_motion_window)}
+        limit = max(cfg.max_motion_residual, 2.0 * float(np.sqrt(self.measurement_var(cfg))))
+        return any(m >= max(3, cfg.min_motion_hits) and _moves(p[-m:], cfg, limit, threshold) for m in spans)
 
     def speed_ok(self, cfg: TrackerConfig) -> bool:
         return float(np.hypot(*self.kf.x[2:])) <= cfg.max_speed
@@ -180,6 +165,33 @@ class _Track:
         return TrackState(self.id or 0, x, y, vx, vy, float(self.wh[0]), float(self.wh[1]), self.score,
                           self.top_score, self.hits, frame - self.first_frame + 1, self.misses,
                           self.first_frame, self.last_frame)
+
+
+def _moves(p: np.ndarray, cfg: TrackerConfig, max_residual: float, threshold: Callable[[int], float]) -> bool:
+    """The hits `p` (frame, x, y, background shift x, y) move along a straight path on the sensor and against
+    the background, far enough and significantly.
+
+    Far enough: the mean of the last k hits lies `min_displacement` px from the mean of the first k
+    (k = n // 3, 1 to 3), which a detector's jumps between grid positions on static clutter do not reach.
+    Straight: the RMS distance of the hits from the fitted constant-velocity path is at most `max_residual`.
+    Significantly: for the fitted velocity v and the scatter s of the hits about the line,
+    |v|^2 * sum((t - mean t)^2) / s^2 >= `threshold(n)` (2 x the F(2, 2(n-2)) quantile of
+    1 - motion_alpha), so a static point whose detections merely jitter rarely passes."""
+    n = len(p)
+    t = p[:, 0] - p[:, 0].mean()
+    stt = float(t @ t)
+    k = min(3, max(1, n // 3))
+    for xy in (p[:, 1:3], p[:, 1:3] - p[:, 3:5]):
+        v = t @ (xy - xy.mean(axis=0)) / stt
+        resid = xy - xy.mean(axis=0) - np.outer(t, v)
+        rss = float(np.sum(resid**2))
+        speed = float(np.hypot(*v))
+        s2 = max(rss / (2 * (n - 2)), cfg.measurement_std**2)
+        moved = float(np.hypot(*(xy[-k:].mean(axis=0) - xy[:k].mean(axis=0))))
+        if (moved < cfg.min_displacement or speed > cfg.max_speed
+                or np.sqrt(rss / n) > max_residual or speed**2 * stt / s2 < threshold(n)):
+            return False
+    return True
 
 
 class Tracker:
@@ -324,7 +336,8 @@ class Tracker:
                 window_misses = len(tr.hit_window) - sum(tr.hit_window)
                 if window_misses > cfg.confirm_window - cfg.confirm_hits or not self._inside(x, y, 0.0):
                     continue  # tentative track that failed: dropped silently
-                if not hold and tr.misses == 0 and sum(tr.hit_window) >= cfg.confirm_hits and (
+                if not hold and tr.misses == 0 and sum(tr.hit_window) >= cfg.confirm_hits \
+                        and float(np.mean(tr.scores)) >= cfg.confirm_score and (
                         (tr.new_to_scene and tr.hits >= cfg.novel_hits and tr.speed_ok(cfg))
                         or tr.motion_ok(cfg, self._motion_threshold)):
                     tr.id = self._next_id
