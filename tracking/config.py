@@ -20,7 +20,7 @@ class TrackerConfig(BaseModel):
     extent_std: float = Field(0.2, ge=0.0, le=2.0,
                               description="Std of an extended target's detections as a share of its (smoothed) box "
                                           "size: the detector's peak wanders over a helicopter or a near drone.")
-    duplicate_extent: float = Field(1.0, ge=0.0, le=10.0,
+    duplicate_extent: float = Field(2.0, ge=0.0, le=10.0,
                                     description="A high-score detection within this many half boxes of one that "
                                                 "a track took (or of a better new one) is a second peak on the same "
                                                 "object and starts no track (0: off).")
@@ -41,7 +41,7 @@ class TrackerConfig(BaseModel):
     confirm_window: int = Field(5, ge=1, le=50,
                                 description="N of M-of-N: the window of processed frames in which confirm_hits are "
                                             "counted (frames dropped before detection do not count).")
-    confirm_score: float = Field(0.0, ge=0.0, le=1.0,
+    confirm_score: float = Field(0.6, ge=0.0, le=1.0,
                                  description="Mean detection score over the track's latest motion_window hits "
                                              "needed to confirm: weak clutter that the low-score pass keeps alive "
                                              "does not alert.")
@@ -54,7 +54,7 @@ class TrackerConfig(BaseModel):
                                description="A track lost within this many px of the frame edge ends as 'left_view' "
                                            "(else 'lost').")
     # Motion check before alerting
-    min_displacement: float = Field(3.0, ge=0.0, le=1000.0,
+    min_displacement: float = Field(2.0, ge=0.0, le=1000.0,
                                     description="Net motion (px) over the motion window needed before a track may "
                                                 "alert; rejects hot pixels and static clutter.")
     motion_window: int = Field(15, ge=2, le=500,
@@ -63,7 +63,7 @@ class TrackerConfig(BaseModel):
                                     description="A second, longer window of latest hits for the motion check: a "
                                                 "slow target (a distant aircraft, 0.05-0.2 px/frame) moves "
                                                 "min_displacement only over many frames.")
-    min_motion_hits: int = Field(5, ge=2, le=500,
+    min_motion_hits: int = Field(4, ge=2, le=500,
                                  description="Hits needed in the motion window before the motion check can pass.")
     max_motion_residual: float = Field(1.0, gt=0.0, le=100.0,
                                        description="RMS distance (px) of the hits from a straight constant-velocity "
