@@ -147,13 +147,16 @@ class _Track:
 
     def motion_ok(self, cfg: TrackerConfig, threshold: Callable[[int], float]) -> bool:
         """True when the latest `motion_window` hits (a fast target), or the latest `slow_motion_window` hits (a
-        slow one: a distant aircraft), move along a straight path, far enough and significantly, both on the
+        slow one: a distant aircraft, checked only while the view stayed still), move along a straight path, far enough and significantly, both on the
         sensor and against the background (hot pixels are static on the sensor, clutter in the scene)."""
         n = len(self.path)
         if n < max(3, cfg.min_motion_hits):
             return False
         p = np.asarray(self.path)
-        spans = {min(n, cfg.motion_window), min(n, cfg.slow_motion_window)}
+        spans = {min(n, cfg.motion_window)}
+        slow = min(n, cfg.slow_motion_window)
+        if float(np.hypot(*(p[-1, 3:5] - p[-slow, 3:5]))) < cfg.min_displacement:
+            spans.add(slow)  # only on a still view: the error of a measured shift adds up over a long window
         limit = max(cfg.max_motion_residual, 2.0 * float(np.sqrt(self.measurement_var(cfg))))
         return any(m >= max(3, cfg.min_motion_hits) and _moves(p[-m:], cfg, limit, threshold) for m in spans)
 
