@@ -23,7 +23,7 @@ from common import cli, emit, machine, table, write_json
 
 from detector import Detector
 from detector.inference import to_batch
-from pipeline.alerts import make_alert
+from pipeline.alerts import AlertNumbering
 from pipeline.graph import Pipeline, default_tracker_factory
 from pipeline.replay import RecordingSink, replay_config
 from tracking.egomotion import SceneMotion
@@ -70,13 +70,13 @@ def naive(seq_path: Path, config: Any, det: Detector) -> tuple[float, int]:
     seq = open_sequence(seq_path)
     tracker = default_tracker_factory(config)((seq.width, seq.height))
     scene = SceneMotion() if next(iter(config.cameras.values())).ego_motion else None
-    alerts, n = 0, 0
+    alerts, n, numbering = 0, 0, AlertNumbering()
     t0 = time.perf_counter()
     for index, image in seq.frames():
         offset = scene.update(image) if scene is not None else None
         dets = det.predict(image)
         events = tracker.update(dets, index, index / seq.fps, offset)
-        alerts += len([make_alert(e, "naive", index / seq.fps, time.time()) for e in events])
+        alerts += len(numbering.alerts(events, "naive", index / seq.fps, time.time()))
         n += 1
     alerts += len(tracker.finish(n, n / seq.fps))
     return n / (time.perf_counter() - t0), alerts

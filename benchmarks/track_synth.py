@@ -26,10 +26,11 @@ from pydantic import ValidationError
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from detector.detections import Detections  # noqa: E402
+from pipeline.alerts import AlertNumbering  # noqa: E402
 from tracking import Tracker, TrackerConfig  # noqa: E402
 from tracking.config import config_error_line  # noqa: E402
 from tracking.egomotion import SceneMotion  # noqa: E402
-from tracking.metrics import detection_prf, evaluate  # noqa: E402
+from tracking.mot_scores import detection_prf, evaluate  # noqa: E402
 from tracking.motchallenge import MotRows, write_tracks  # noqa: E402
 from tracking.sequences import SequenceError  # noqa: E402
 from tracking.synth import SynthConfig, background_files, render, write_sequence  # noqa: E402
@@ -177,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.save:
             out = write_sequence(seq, info, Path(a.save) / seq.name, images=False)
             write_tracks(out / f"tracks_{a.detector}.txt", rows)
-            (out / f"events_{a.detector}.jsonl").write_text("".join(json.dumps(e.to_dict()) + "\n" for e in events))
+            alerts = AlertNumbering().alerts(events, seq.name, None, None)
+            (out / f"events_{a.detector}.jsonl").write_text("".join(al.to_json() + "\n" for al in alerts))
     mean = {k: float(np.nanmean([r[k] for r in results])) for k, _ in COLS}
     print(fmt_row("mean", mean))
     bins: dict[str, list] = {}

@@ -1,4 +1,4 @@
-"""`python -m detector {train,eval,predict}`."""
+"""`python -m detector {train,eval,predict,convert}`."""
 from __future__ import annotations
 
 import argparse
@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="-", help="JSONL file (default: stdout)")
     r.add_argument("--threshold", type=float, default=None, help="override the checkpoint's threshold")
     r.add_argument("--device", default="auto")
+    c = sub.add_parser("convert", help="rewrite a checkpoint (e.g. a training best.pt) as .safetensors, read safely")
+    c.add_argument("src", help="checkpoint (.pt or .safetensors)")
+    c.add_argument("dst", help="output .safetensors file")
     return p
 
 
@@ -90,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
             print(format_report(report))
             if args.out:
                 print(f"wrote {Path(args.out) / 'metrics.json'} and {Path(args.out) / 'pr_curve.png'}")
+        elif args.command == "convert":
+            from .checkpoint import convert
+
+            print(f"wrote {convert(args.src, args.dst)}")
         elif args.command == "predict":
             from .imageio import load_grey
             from .predict import Detector

@@ -23,14 +23,6 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 Runner = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 
 
-def have_onnxruntime() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def resolve(runtime: str, precision: str, device: torch.device) -> tuple[str, str]:
     """'auto' -> ONNX Runtime in fp32 on a CPU, torch in fp16 on CUDA; refuses combinations that cannot run.
 
@@ -41,7 +33,7 @@ def resolve(runtime: str, precision: str, device: torch.device) -> tuple[str, st
         raise DetectorError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if runtime == "auto":  # ONNX Runtime where it applies: a CPU, in fp32
         cpu_fp32 = device.type == "cpu" and precision in ("auto", "fp32")
-        runtime = "onnxruntime" if cpu_fp32 and have_onnxruntime() else "torch"
+        runtime = "onnxruntime" if cpu_fp32 else "torch"
     if precision == "auto":
         precision = "fp16" if device.type == "cuda" else "fp32"
     if runtime == "onnxruntime":
@@ -49,8 +41,6 @@ def resolve(runtime: str, precision: str, device: torch.device) -> tuple[str, st
             raise DetectorError("runtime onnxruntime runs on the CPU here; use runtime torch on CUDA")
         if precision != "fp32":
             raise DetectorError("runtime onnxruntime runs in fp32; use runtime torch for fp16/bf16")
-        if not have_onnxruntime():
-            raise DetectorError("runtime onnxruntime asked for, but the onnxruntime package is not installed")
     if precision == "fp16" and device.type != "cuda":
         raise DetectorError("precision fp16 needs a CUDA device; use fp32 or bf16 on a CPU")
     return runtime, precision

@@ -20,8 +20,15 @@ def render_spot(shape: tuple[int, int], x: float, y: float, sigma_x: float, sigm
     return patch, (slice(y0, y1), slice(x0, x1))
 
 
+SCR_STD_FLOOR = 1.0  # grey levels: the least clutter std an SCR is measured against
+
+
 def local_clutter(image: np.ndarray, x: float, y: float, inner: int = 4, outer: int = 10) -> tuple[float, float]:
-    """Mean and std of the ring of background around (x, y) (inner..outer px): the SCR reference."""
+    """Mean and std (floored at SCR_STD_FLOOR) of the square ring inner..outer px around (x, y).
+
+    The project's one SCR definition, for training (`inject_targets`) and for the tracking sequences
+    (`tracking.synth`): SCR = |mean of the target's 2-sigma core - ring mean| / ring std.
+    """
     h, w = image.shape
     xi, yi = int(round(x)), int(round(y))
     y0, y1, x0, x1 = max(0, yi - outer), min(h, yi + outer + 1), max(0, xi - outer), min(w, xi + outer + 1)
@@ -30,8 +37,8 @@ def local_clutter(image: np.ndarray, x: float, y: float, inner: int = 4, outer: 
     d = np.maximum(np.abs(xs - xi), np.abs(ys - yi))
     ring = patch[(d >= inner) & (d <= outer)]
     if ring.size == 0:
-        return float(image.mean()), float(image.std())
-    return float(ring.mean()), float(ring.std())
+        return float(image.mean()), max(float(image.std()), SCR_STD_FLOOR)
+    return float(ring.mean()), max(float(ring.std()), SCR_STD_FLOOR)
 
 
 def render_blob(shape: tuple[int, int], x: float, y: float, half_w: float, half_h: float, theta: float,
@@ -77,7 +84,7 @@ def inject_targets(image: np.ndarray, rng: np.random.Generator, count: int, scr:
             core = patch[patch >= np.exp(-2.0)]  # SCR is measured on the 2-sigma core, against the ring
         if not patch.size or patch.max() <= 0:
             continue
-        amp = rng.uniform(*scr) * max(std, 1.0) / (core.mean() if core.size else 1.0)
+        amp = rng.uniform(*scr) * std / (core.mean() if core.size else 1.0)
         sign = -1.0 if rng.random() < dark else 1.0
         out[where] += sign * amp * patch
         ys, xs = np.nonzero(patch > 0.25 * patch.max())

@@ -1,4 +1,4 @@
-"""`python -m pipeline run | validate | subscribe | replay`.
+"""`python -m pipeline run | validate | subscribe | replay | schema`.
 
 User mistakes end with one `error: ...` line on stderr and exit status 2; a run that fails exits 1.
 """
@@ -128,8 +128,11 @@ def _replay_folder(args) -> int:
 
 def cmd_subscribe(args) -> int:
     import redis
-    from redis.backoff import NoBackoff
+    from pydantic import ValidationError
+    from redis.backoff import ExponentialBackoff, NoBackoff
     from redis.retry import Retry
+
+    from pipeline.alerts import Alert
 
     url = args.redis or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     try:
@@ -138,17 +141,21 @@ def cmd_subscribe(args) -> int:
     except ValueError as e:
         return _user_error(f"bad Redis URL {redact_url(url)}: {e}")
     events = set(args.events.split(",")) if args.events else None
-    shown, delay, warned = 0, 0.5, False
+    shown, failures, warned = 0, 0, False
+    delays = ExponentialBackoff(cap=5.0, base=0.5)
 
     def emit(data: str) -> bool:
         nonlocal shown
-        if events is not None:
-            try:
-                if json.loads(data).get("event") not in events:
-                    return False
-            except ValueError:
-                pass
-        sys.stdout.write(data + "\n")
+        try:
+            alert = Alert.model_validate_json(data)
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(map(str, err["loc"])) or "message"
+            print(f"subscribe: skipped a message that is not an alert ({where}: {err['msg']})", file=sys.stderr)
+            return False
+        if events is not None and alert.event not in events:
+            return False
+        sys.stdout.write(alert.to_json() + "\n")
         sys.stdout.flush()
         shown += 1
         return args.count is not None and shown >= args.count
@@ -167,7 +174,7 @@ def cmd_subscribe(args) -> int:
                                     continue
                                 if emit(fields.get("alert", "")):
                                     return 0
-                        delay, warned = 0.5, False
+                        failures, warned = 0, False
                 else:
                     pubsub = client.pubsub(ignore_subscribe_messages=True)
                     if args.camera:
@@ -176,7 +183,7 @@ def cmd_subscribe(args) -> int:
                         pubsub.psubscribe(f"{args.prefix}:*")
                     if warned:
                         print(f"subscribe: reconnected to {redact_url(url)}", file=sys.stderr)
-                    delay, warned = 0.5, False
+                    failures, warned = 0, False
                     while True:
                         msg = pubsub.get_message(timeout=1.0)
                         if msg and msg["type"] in ("message", "pmessage") and emit(msg["data"]):
@@ -186,12 +193,19 @@ def cmd_subscribe(args) -> int:
                     print(f"subscribe: redis {redact_url(url)} unreachable ({str(e).splitlines()[0]}); retrying",
                           file=sys.stderr)
                     warned = True
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                time.sleep(delays.compute(failures))
+                failures += 1
             except redis.AuthenticationError as e:
                 return _user_error(f"redis {redact_url(url)}: {e}")
     except KeyboardInterrupt:
         return 0
+
+
+def cmd_schema(args) -> int:
+    from pipeline.alerts import schema_text
+
+    print(schema_text(args.message))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--no-progress", action="store_true")
     q.add_argument("-v", "--verbose", action="store_true")
     q.set_defaults(func=cmd_replay)
+
+    q = sub.add_parser("schema", help="print the JSON Schema (draft 2020-12) of a wire message")
+    q.add_argument("message", choices=["alert", "status"],
+                   help="alert: every sink's alert; status: a camera's health (Redis health channel and keys)")
+    q.set_defaults(func=cmd_schema)
     return p
 
 

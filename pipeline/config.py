@@ -14,13 +14,8 @@ import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
                       model_validator)
 
-try:  # the tracker owns its own validated settings
-    from tracking import TrackerConfig
-except ImportError:  # pragma: no cover - only while the tracking package is absent
-    class TrackerConfig(BaseModel):  # type: ignore[no-redef]
-        model_config = ConfigDict(extra="allow")
+from tracking import TrackerConfig  # the tracker owns its own validated settings
 
-SCHEMA_VERSION = 1
 CAMERA_NAME = r"^[A-Za-z0-9_.-]+$"
 
 
@@ -45,6 +40,10 @@ class ReconnectConfig(Base):
     max_s: float = Field(10.0, gt=0)
     factor: float = Field(2.0, ge=1)
     max_attempts: int | None = Field(None, ge=1, description="None: retry for ever")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before attempt `attempt` (1, 2, ...)."""
+        return min(self.max_s, self.initial_s * self.factor ** (attempt - 1))
 
 
 class RtspSource(Base):
@@ -118,7 +117,6 @@ class DetectorConfig(Base):
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
         "auto", description="auto: fp32 on a CPU, fp16 on CUDA (fp16 needs CUDA)")
     threads: int | None = Field(None, ge=1, description="CPU inference threads; None: one per core")
-    threshold: float | None = None
     batch_size: int | None = Field(None, ge=1, description="frames per forward pass, across cameras; None: 1 on a "
                                                            "CPU (batching gains nothing there, only latency), 16 on CUDA")
     batch_timeout_ms: float = Field(10.0, ge=0, description="how long a partial batch waits for more live frames")
@@ -228,7 +226,7 @@ class RunConfig(Base):
 
 
 class PipelineConfig(Base):
-    schema_version: Literal[1] = Field(1, alias="schema")
+    schema_version: Literal[1] = Field(1, alias="schema", description="version of this config format")
     cameras: dict[Annotated[str, Field(pattern=CAMERA_NAME)], CameraConfig]
     detector: DetectorConfig = DetectorConfig()
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
@@ -389,6 +387,9 @@ def parse_config(text: str, overrides: list[str] = (), source: str = "<config>")
             msg = err["msg"]
             if err["type"] == "string_pattern_mismatch" and len(path) == 2 and path[0] == "cameras":
                 msg = "camera names may only use letters, digits, '_', '-' and '.'"
+            elif err["type"] == "extra_forbidden" and tuple(path[-2:]) == ("detector", "threshold"):
+                msg = ("unknown key: the score that starts a track is tracker.high_score (default: the "
+                       "threshold chosen on val, stored in the checkpoint)")
             elif err["type"] == "extra_forbidden":
                 msg = "unknown key"
             elif err["type"] == "union_tag_invalid":

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from detector.detections import Detections
+from pipeline.alerts import Alert
 from tracking.egomotion import SceneOffset
 
 
@@ -49,7 +49,7 @@ class TrackedFrame:
 
     frame: Frame
     detections: Detections
-    alerts: list[dict[str, Any]]
+    alerts: list[Alert]
     tracks: list[tuple[int, float, float]]  # (track_id, x, y) of confirmed live tracks
     timings: dict[str, float] = field(default_factory=dict)  # per stage, seconds (see `Frame`)
 
@@ -72,8 +72,3 @@ class StatusEvent:
     status: str
     reason: str
     at: float
-
-    def to_dict(self) -> dict[str, Any]:
-        from pipeline.alerts import SCHEMA
-        return {"schema": SCHEMA, "event": "status", "camera": self.camera, "status": self.status,
-                "reason": self.reason, "at": round(self.at, 6)}

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from pipeline.config import PipelineConfig
 from pipeline.health import Health
-from pipeline.metrics import Metrics
+from pipeline.prometheus import Metrics
 from pipeline.mux import FrameMux
 from pipeline.sinks import Sink, build_sinks
 from pipeline.sources import CameraReader
@@ -35,14 +35,12 @@ class StartupError(Exception):
 
 def load_detector(config: PipelineConfig) -> Any:
     """The shared detector of the run; raises `StartupError` with the detector's one-line message."""
-    try:
-        from detector import Detector
-    except ImportError as e:
-        raise StartupError(f"detector package unavailable: {e}") from None
+    from detector import Detector
+
     d = config.detector
     try:
         # the detector reports down to the tracker's low_score (see `tracker_config`)
-        det = Detector.load(d.weights, device=d.device, threshold=tracker_config(config).low_score,
+        det = Detector.load(d.weights, device=d.device, threshold=config.tracker.low_score,
                             runtime=d.runtime, precision=d.precision, threads=d.threads)
     except (ValueError, OSError, RuntimeError) as e:
         raise StartupError(f"detector: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
@@ -51,25 +49,26 @@ def load_detector(config: PipelineConfig) -> Any:
     return det
 
 
-def tracker_config(config: PipelineConfig) -> Any:
-    """The tracker settings fed by this run's detector: its operating threshold (the config's, else the one
-    chosen on val and stored in the checkpoint) becomes `high_score` unless the config sets one."""
-    threshold = config.detector.threshold
-    if threshold is None:
+def tracker_config(config: PipelineConfig, detector: Any = None) -> Any:
+    """The tracker settings fed by this run's detector: the operating threshold chosen on val and stored
+    in its checkpoint becomes `high_score` unless the config sets one. The threshold comes from the loaded
+    `detector`'s meta, else from the checkpoint's header (no second load of the weights)."""
+    meta = getattr(detector, "meta", None)
+    if meta is None:
         from detector import DetectorError
-        from detector.checkpoint import operating_threshold
+        from detector.checkpoint import read_meta
 
         try:
-            threshold = operating_threshold(config.detector.weights)
+            meta = read_meta(config.detector.weights)
         except DetectorError as e:
             raise StartupError(f"detector: {e}") from None
-    return config.tracker.fed_by(threshold)
+    return config.tracker.fed_by(float(meta.get("threshold", 0.5)))
 
 
-def default_tracker_factory(config: PipelineConfig) -> Callable[[tuple[int, int]], Any]:
+def default_tracker_factory(config: PipelineConfig, detector: Any = None) -> Callable[[tuple[int, int]], Any]:
     from tracking import Tracker
 
-    settings = tracker_config(config)
+    settings = tracker_config(config, detector)
     return lambda size: Tracker(settings, frame_size=size)
 
 
@@ -153,9 +152,12 @@ class Pipeline:
             problem = check_role(cfg, role)
             if problem:
                 raise StartupError(problem)
+        detector = None
         if role is None:
             detector = self.detector if self.detector is not None else load_detector(cfg)
-        make_tracker = self.tracker_factory or default_tracker_factory(cfg)
+        make_tracker = None
+        if role in (None, "track"):
+            make_tracker = self.tracker_factory or default_tracker_factory(cfg, detector)
         sinks = build_sinks(cfg, self.metrics) + self.extra_sinks if role in (None, "track") else []
         for s in sinks:
             if hasattr(s, "on_status"):

@@ -53,7 +53,3 @@ class Health:
         with self._lock:
             event = self._status.get(camera)
         return event.status if event else None
-
-    def snapshot(self) -> dict[str, StatusEvent]:
-        with self._lock:
-            return dict(self._status)

@@ -6,10 +6,9 @@ import json
 import math
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-from pipeline.alerts import dumps, without_wall_clock
+from pipeline.alerts import Alert, comparable
 from pipeline.config import ConfigError, PipelineConfig, SequenceSource, load_config
 from pipeline.frames import TrackedFrame
 from pipeline.graph import Pipeline
@@ -25,12 +24,12 @@ class RecordingSink(Sink):
 
     def __init__(self, progress=None) -> None:
         super().__init__(None)
-        self.alerts: list[dict[str, Any]] = []
+        self.alerts: list[Alert] = []
         self.rows: list[tuple[int, list]] = []
         self.frames = 0
         self.progress = progress
 
-    def publish(self, alerts: list[dict[str, Any]]) -> None:
+    def publish(self, alerts: list[Alert]) -> None:
         self.alerts.extend(alerts)
 
     def on_frame(self, record: TrackedFrame) -> None:
@@ -82,7 +81,7 @@ def replay_folder(folder: str, split: str | None, config_path: str | None, overr
     with one detector (`detector`, else the config's, loaded once; `detector_for(path, config)` picks one per
     sequence instead); returns ({"summary", "by_class", "sequences": [reports]}, exit code).
     `on_report(report)` is called after each sequence."""
-    from tracking.metrics import summarize
+    from tracking.mot_scores import summarize
     from tracking.sequences import SequenceError, sequence_paths
     from pipeline.graph import load_detector
     from pipeline.sources import SourceError
@@ -138,10 +137,10 @@ def replay(seq_path: str, config: PipelineConfig, report_path: str | Path | None
         if bar is not None:
             bar.close()
     elapsed = time.perf_counter() - t0
-    stable = [without_wall_clock(a) for a in recorder.alerts]
+    stable = [json.dumps(comparable(a.model_dump()), separators=(",", ":")) for a in recorder.alerts]
     counts: dict[str, int] = {}
-    for a in stable:
-        counts[a["event"]] = counts.get(a["event"], 0) + 1
+    for a in recorder.alerts:
+        counts[a.event] = counts.get(a.event, 0) + 1
     rows = MotRows.from_tracks(recorder.rows)
     report: dict[str, Any] = {
         "sequence": seq.name, "path": str(seq_path), "frames": recorder.frames,
@@ -149,13 +148,12 @@ def replay(seq_path: str, config: PipelineConfig, report_path: str | Path | None
         "classes": sorted(set(getattr(seq, "classes", {}).values())),
         "elapsed_s": round(elapsed, 3), "processing_fps": round(recorder.frames / elapsed, 2) if elapsed else None,
         "alerts": counts, "tracks": len(set(int(i) for i in rows.id)),
-        "alerts_sha256": hashlib.sha256("\n".join(dumps(a) for a in stable).encode()).hexdigest(),
+        "alerts_sha256": hashlib.sha256("\n".join(stable).encode()).hexdigest(),
         "exit_code": result.exit_code, "error": result.message or None,
     }
     if seq.gt is not None and result.exit_code == 0:
-        from tracking.metrics import evaluate
-        events = [SimpleNamespace(**a) for a in stable]
-        report["metrics"] = evaluate(seq.gt, rows, seq.length, seq.fps, events)
+        from tracking.mot_scores import evaluate
+        report["metrics"] = evaluate(seq.gt, rows, seq.length, seq.fps, recorder.alerts)
     else:
         report["metrics"] = None
     report = _clean(report)

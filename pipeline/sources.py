@@ -17,6 +17,7 @@ from typing import Iterator
 import av
 import numpy as np
 
+from detector.imageio import image_to_grey
 from tracking.egomotion import SceneMotion
 from tracking.sequences import video_frame_to_grey
 from pipeline.config import CameraConfig, FileSource, ImagesSource, RtspSource, SequenceSource, redact_url
@@ -107,7 +108,7 @@ class CameraReader:
         self._decode_s = 0.0  # decode time of the frame being emitted
         self._rate = None
         if metrics is not None:
-            from pipeline.metrics import RateMeter
+            from pipeline.prometheus import RateMeter
             self._rate = RateMeter(metrics.fps.labels(name))
 
     # ------------------------------------------------------------ common
@@ -228,7 +229,7 @@ class CameraReader:
                 self.health.set(self.name, OFFLINE, reason)
             if c.reconnect.max_attempts is not None and attempt > c.reconnect.max_attempts:
                 raise SourceError(f"giving up after {c.reconnect.max_attempts} attempts: {reason}")
-            delay = min(c.reconnect.max_s, c.reconnect.initial_s * c.reconnect.factor ** (attempt - 1))
+            delay = c.reconnect.delay(attempt)
             if attempt > 1:
                 log.warning("camera %s: reconnect attempt %d failed (%s); next in %.1fs", self.name, attempt - 1,
                             reason, delay)
@@ -295,10 +296,8 @@ class CameraReader:
 
 def open_sequence_checked(path: Path):
     """`tracking.sequences.open_sequence` with its errors turned into `SourceError`."""
-    try:
-        from tracking.sequences import open_sequence
-    except ImportError as e:
-        raise SourceError(f"sequence sources need the tracking package ({e})") from None
+    from tracking.sequences import open_sequence
+
     if not Path(path).exists():
         raise SourceError(f"no such sequence: {path}")
     try:
@@ -321,19 +320,10 @@ def image_folder_frames(folder: Path, pattern: str, fps: float | None):
     for i, f in enumerate(files):
         try:
             with Image.open(f) as im:
-                image = _pil_grey(im)
+                image = image_to_grey(im)
         except (OSError, UnidentifiedImageError) as e:
             log.warning("skipping unreadable image %s: %s", f, e)
             continue
         yield image, i / fps, fps
 
-
-def _pil_grey(im) -> np.ndarray:
-    if im.mode in ("I;16", "I;16L", "I;16B"):
-        return np.asarray(im, dtype=np.uint16)
-    if im.mode == "I":
-        return np.clip(np.asarray(im), 0, 65535).astype(np.uint16)
-    if im.mode != "L":
-        im = im.convert("L")
-    return np.asarray(im, dtype=np.uint8)
 

@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any, Callable
 
-from pipeline.alerts import make_alert
+from pipeline.alerts import Alert, AlertNumbering
 from pipeline.frames import DetectedFrame, EndOfStream, Frame, TrackedFrame
 from pipeline.mux import FrameMux
 from pipeline.workers import Channel
@@ -17,7 +17,7 @@ log = logging.getLogger("pipeline.stages")
 class StreamEnded:
     """A camera's stream is over: the tracker's final `end` alerts, then nothing more from it."""
 
-    def __init__(self, camera: str, alerts: list[dict[str, Any]], error: str | None = None) -> None:
+    def __init__(self, camera: str, alerts: list[Alert], error: str | None = None) -> None:
         self.camera, self.alerts, self.error = camera, alerts, error
 
 
@@ -84,6 +84,7 @@ class TrackStage:
         self.open = set(cameras)
         self.trackers: dict[str, Any] = {}
         self.last: dict[str, Frame] = {}
+        self.numbering = AlertNumbering()
 
     def step(self) -> bool:
         item = self.inp.get()
@@ -106,7 +107,7 @@ class TrackStage:
         if self.metrics:
             self.metrics.observe("track", track_s)
         self.last[frame.camera] = frame
-        alerts = [make_alert(e, frame.camera, frame.pts, frame.captured_at) for e in events]
+        alerts = self.numbering.alerts(events, frame.camera, frame.pts, frame.captured_at)
         self._count(frame.camera, alerts)
         self.emit(TrackedFrame(frame, dets, alerts, tracks, {**item.timings, "track": track_s}))
         return True
@@ -124,12 +125,12 @@ class TrackStage:
         return ZoneFilter(exclude, include, size)
 
     def _end(self, end: EndOfStream) -> None:
-        alerts: list[dict[str, Any]] = []
+        alerts: list[Alert] = []
         try:
             tracker, last = self.trackers.pop(end.camera, None), self.last.get(end.camera)
             if tracker is not None and last is not None:
                 events = tracker.finish(last.index, last.timestamp)
-                alerts = [make_alert(e, end.camera, last.pts, last.captured_at) for e in events]
+                alerts = self.numbering.alerts(events, end.camera, last.pts, last.captured_at)
                 self._count(end.camera, alerts)
         finally:
             self.open.discard(end.camera)
@@ -137,7 +138,7 @@ class TrackStage:
             if not self.open:
                 self.emit(DONE)
 
-    def _count(self, camera: str, alerts: list[dict[str, Any]]) -> None:
+    def _count(self, camera: str, alerts: list[Alert]) -> None:
         if self.metrics:
             for a in alerts:
-                self.metrics.alerts.labels(camera, a["event"]).inc()
+                self.metrics.alerts.labels(camera, a.event).inc()

@@ -167,18 +167,11 @@ def make_clip(folder: Path, frames: int = 60, size: tuple[int, int] = (160, 128)
 
 def write_mp4(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> Path:
     """H.264 (near-lossless) grey video with a keyframe every second."""
-    import av
+    from tracking.h264 import H264Writer
 
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=round(fps))
-        s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        s.options = {"crf": "12", "g": str(round(fps)), "bf": "0", "tune": "zerolatency"}
+    with H264Writer(path, fps, crf=12, options={"g": str(round(fps)), "bf": "0", "tune": "zerolatency"}) as w:
         for a in frames:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(a.astype(np.uint8)), format="gray")
-            for p in s.encode(frame):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+            w.write(a.astype(np.uint8))
     return path
 
 

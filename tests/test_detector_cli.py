@@ -77,7 +77,7 @@ def test_predict_writes_one_json_line_per_image(trained, dataset, tmp_path):
 
 def test_eval_writes_json_and_pr_curve(trained, dataset, tmp_path):
     res = _cli("eval", "--weights", str(trained), "--data", str(dataset), "--split", "val", "--out", str(tmp_path))
-    assert "point (3 px)" in res.stdout and "Pd=" in res.stdout
+    assert "point: P=" in res.stdout and "false per megapixel" in res.stdout and "Pd=" in res.stdout
     report = json.loads((tmp_path / "metrics.json").read_text())
     assert report["split"] == "val" and report["targets"] == 2
     assert {"point", "pd", "fa_e6", "ap50", "by_size", "pr_curve"} <= set(report)
@@ -96,3 +96,49 @@ def test_user_mistakes_give_one_clear_line(args, message):
     assert res.returncode == 2
     assert message in res.stderr
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+class _Payload:
+    """Unpickling this runs `touch <marker>`: what a hostile weights file would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("command", [["predict", "README.md"], ["convert"]])
+def test_weights_carrying_a_pickle_payload_are_refused_and_never_run(tmp_path, command):
+    import torch
+
+    marker = tmp_path / "payload-ran"
+    hostile = tmp_path / "hostile.pt"
+    torch.save({"format": "itd-detector/1", "variant": "fast", "state_dict": {}, "x": _Payload(marker)}, hostile)
+    args = [*command, "--weights", str(hostile)] if command[0] == "predict" else [*command, str(hostile),
+                                                                                    str(tmp_path / "out.safetensors")]
+    res = _cli(*args, check=False)
+    assert res.returncode == 2
+    assert "hostile.pt: refused: the file asks to run code" in res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert not marker.exists(), "the payload ran"
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_training_checkpoints_read_safely_and_convert_to_safetensors(trained, dataset, tmp_path):
+    import torch
+
+    from detector.checkpoint import read_state
+
+    last = read_state(trained.parent / "last.pt")  # weights_only: the optimizer state for --resume reads too
+    assert {"optimizer", "scheduler", "best", "history"} <= set(last)
+    dst = tmp_path / "best.safetensors"
+    assert f"wrote {dst}" in _cli("convert", str(trained), str(dst)).stdout
+    assert dst.read_bytes()[8:9] == b"{"  # a JSON header, no pickle
+    a, b = read_state(trained), read_state(dst)
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert b["threshold"] == a["threshold"] and "optimizer" not in b
+    preds = [_cli("predict", str(dataset / "images" / "f0.png"), "--weights", str(w), "--threshold", "0.05").stdout
+             for w in (trained, dst)]
+    assert json.loads(preds[0])["detections"] == json.loads(preds[1])["detections"]

@@ -46,3 +46,23 @@ def test_evaluate_reports_everything():
     rep = evaluate([_im([[10, 10]], [0.9], [[10, 10]], half=1.5)], 0.5)
     assert {"point", "pd", "fa_e6", "ap50", "by_size", "threshold"} <= set(rep)
     assert rep["by_size"]["<=4px"]["recall"] == 1.0
+
+
+def test_blobs_are_scipy_components_in_scipy_order():
+    """`_blobs` (OpenCV) gives exactly scipy.ndimage's 8-connected components, centroids, areas and order."""
+    from scipy import ndimage
+
+    from detector.metrics import _blobs
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        mask = np.zeros((64, 80), bool)
+        for _ in range(int(rng.integers(0, 25))):
+            x, y = rng.integers(0, 80), rng.integers(0, 64)
+            mask[y:y + rng.integers(1, 6), x:x + rng.integers(1, 6)] = True
+        labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+        want = np.array(ndimage.center_of_mass(mask, labels, range(1, n + 1))).reshape(-1, 2)[:, ::-1]
+        cents, areas = _blobs(mask)
+        assert len(cents) == n
+        np.testing.assert_allclose(cents, want, atol=1e-9)
+        np.testing.assert_array_equal(areas, ndimage.sum_labels(mask, labels, range(1, n + 1)))

@@ -30,9 +30,14 @@ MIN_TEST_F1 = {"fast": 0.88, "hrnet": 0.83}
 
 @pytest.mark.parametrize("variant", ["fast", "hrnet"])
 def test_both_variants_ship_and_load_by_name(variant):
-    assert (WEIGHTS_DIR / f"{variant}.pt").is_file(), "shipped weights missing"
+    assert (WEIGHTS_DIR / f"{variant}.safetensors").is_file(), "shipped weights missing"
     det = Detector.load(variant, device="cpu")
     assert det.variant == variant and 0 < det.threshold < 1 and det.meta["val"]["f1"] > 0.8
+
+
+def test_shipped_weights_are_safetensors_only():
+    """Shipped weights carry no pickle: `python -m detector convert runs/x/best.pt detector/weights/V.safetensors`."""
+    assert sorted(p.name for p in WEIGHTS_DIR.iterdir() if p.is_file()) == ["fast.safetensors", "hrnet.safetensors"]
 
 
 @pytest.mark.skipif(not SIRST.is_dir(), reason="shared SIRST data not present (../shared/data/sirst)")

@@ -37,9 +37,9 @@ def worker(args: list[str], env: dict, log: Path) -> subprocess.Popen:
 
 
 def alerts(path: Path) -> list[dict]:
-    """The alerts less their wall-clock fields (captured_at, published_at)."""
-    from pipeline.alerts import without_wall_clock
-    return [without_wall_clock(json.loads(line)) for line in path.read_text().splitlines()]
+    """The alerts less their per-run fields (id, captured_at, published_at)."""
+    from pipeline.alerts import comparable
+    return [comparable(json.loads(line)) for line in path.read_text().splitlines()]
 
 
 def finish(proc: subprocess.Popen, timeout: float) -> int:

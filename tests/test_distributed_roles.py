@@ -10,7 +10,7 @@ import pytest
 from conftest import FakeDetector, make_clip
 from pipeline.config import parse_config
 from pipeline.graph import Pipeline, StartupError
-from pipeline.metrics import Metrics
+from pipeline.prometheus import Metrics
 
 
 def config(source: str, url: str, extra: str = "") -> object:

@@ -17,7 +17,7 @@ from pipeline.distributed.roles import OrderedDetections
 from pipeline.distributed.streams import (GroupReader, StatsPoller, StreamMetrics, StreamsUnavailable, StreamWriter,
                                           connect)
 from pipeline.frames import DetectedFrame, EndOfStream, Frame
-from pipeline.metrics import Metrics
+from pipeline.prometheus import Metrics
 
 
 def frame(i: int, cam: str = "c", dtype=np.uint16, shape=(37, 53)) -> Frame:

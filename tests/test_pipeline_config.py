@@ -99,3 +99,9 @@ def test_validate_cli_reports_problems_without_traceback(tmp_path):
     assert r.returncode == 0 and "ok" in r.stdout
     r = run_cli("run", str(tmp_path / "missing.yaml"), timeout=60)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cannot read config" in r.stderr
+
+
+def test_detector_threshold_points_to_the_tracker_setting_it_was():
+    with pytest.raises(ConfigError) as e:
+        parse_config("cameras:\n  c: {source: {type: sequence, path: .}}\ndetector: {threshold: 0.4}\n")
+    assert "tracker.high_score" in "\n".join(e.value.problems)

@@ -116,6 +116,14 @@ def test_bounded_buffer_reports_drops_and_password_never_logged(tmp_path, clip, 
         server.stop()
 
 
+def _alert(camera: str, track_id: int) -> str:
+    from pipeline.alerts import AlertNumbering
+    from tracking.events import TrackEvent
+
+    event = TrackEvent("new", track_id, 7, 0.3, 10, 20, 1, 0, 3, 3, 0.9, 0.9, 3, 3, 5, 7)
+    return AlertNumbering().alerts([event], camera, 0.28, 100.0)[0].stamped(101.0).to_json()
+
+
 def test_subscribe_prints_alerts_as_json_lines(redis_server):
     env = pipeline_env()
     cmd = [sys.executable, "-m", "pipeline", "subscribe", "--redis", redis_server.url, "--camera", "cam1",
@@ -126,15 +134,15 @@ def test_subscribe_prints_alerts_as_json_lines(redis_server):
     deadline = time.monotonic() + 30
     while r.pubsub_numsub("itd:alerts:cam1")[0][1] == 0 and time.monotonic() < deadline:
         time.sleep(0.1)
-    r.publish("itd:alerts:cam2", json.dumps({"camera": "cam2"}))
-    r.publish("itd:alerts:cam1", json.dumps({"camera": "cam1", "n": 1}))
-    r.publish("itd:alerts:cam1", json.dumps({"camera": "cam1", "n": 2}))
+    r.publish("itd:alerts:cam2", _alert("cam2", 9))
+    r.publish("itd:alerts:cam1", _alert("cam1", 1))
+    r.publish("itd:alerts:cam1", _alert("cam1", 2))
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert [json.loads(line)["n"] for line in out.splitlines()] == [1, 2]
+    assert [json.loads(line)["track_id"] for line in out.splitlines()] == [1, 2]
 
-    r.xadd("itd:alerts", {"camera": "cam1", "event": "new", "alert": json.dumps({"event": "new", "k": 7})})
+    r.xadd("itd:alerts", {"camera": "cam1", "event": "new", "alert": _alert("cam1", 7)})
     res = subprocess.run(["nice", "-n", "10", sys.executable, "-m", "pipeline", "subscribe", "--redis",
                           redis_server.url, "--from-stream", "--count", "1"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=30)
-    assert res.returncode == 0 and json.loads(res.stdout)["k"] == 7
+    assert res.returncode == 0 and json.loads(res.stdout)["track_id"] == 7

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import FakeDetector, make_clip
 from pipeline.replay import replay_folder
-from tracking.metrics import alert_metrics, match_gate, point_similarity
+from tracking.mot_scores import alert_metrics, match_gate, point_similarity
 from tracking.motchallenge import MotRows, read_rows
 from tracking.sequences import SequenceError, open_sequence, sequence_paths
 

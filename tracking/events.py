@@ -1,8 +1,8 @@
 """`TrackEvent`: what the tracker tells the rest of the system (new / update / end)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Literal, Optional
+from dataclasses import dataclass
+from typing import Literal, Optional
 
 EventKind = Literal["new", "update", "end"]
 EndReason = Literal["lost", "left_view", "stream_end"]
@@ -29,15 +29,3 @@ class TrackEvent:
     first_frame: int
     last_frame: int
     reason: Optional[EndReason] = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict, floats rounded (positions to 1/1000 px, scores to 1e-4)."""
-        d = asdict(self)
-        for k in ("x", "y", "vx", "vy", "w", "h"):
-            d[k] = round(float(d[k]), 3)
-        for k in ("score", "top_score"):
-            d[k] = round(float(d[k]), 4)
-        d["timestamp"] = round(float(d["timestamp"]), 6)
-        for k in ("track_id", "frame_index", "hits", "age", "first_frame", "last_frame"):
-            d[k] = int(d[k])
-        return d

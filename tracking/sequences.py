@@ -10,29 +10,18 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 import numpy as np
 from PIL import Image
-from scipy.optimize import linear_sum_assignment
-
-from detector.imageio import image_to_grey
-from detector.imageio import to_grey as array_to_grey
+from detector.imageio import IMAGE_SUFFIXES, image_to_grey
+from detector.metrics import match_points
 
 if TYPE_CHECKING:
     import av
 from .motchallenge import MotRows, read_rows, read_seqinfo
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VIDEO_EXTS = (".mp4", ".mkv", ".avi", ".mov", ".ts", ".h264", ".264", ".webm")
 
 
 class SequenceError(ValueError):
     """A sequence path that cannot be read; the message is one line naming the path and the problem."""
-
-
-def to_grey(img: np.ndarray | Image.Image) -> np.ndarray:
-    """2-D grey uint8/uint16 array from any PIL image or array (colour is converted, 16-bit kept)."""
-    if isinstance(img, Image.Image):
-        return image_to_grey(img)
-    a = array_to_grey(img)
-    return a if a.dtype in (np.uint8, np.uint16) else np.clip(a, 0, 255).astype(np.uint8)
 
 
 class Sequence:
@@ -82,7 +71,7 @@ class ImageListSequence(Sequence):
     def frames(self) -> Iterator[tuple[int, np.ndarray]]:
         for i, f in enumerate(self.files, start=1):
             with Image.open(f) as im:
-                yield i, to_grey(im)
+                yield i, image_to_grey(im)
 
 
 def video_frame_to_grey(frame: "av.VideoFrame") -> np.ndarray:
@@ -131,7 +120,7 @@ def _mot_folder(path: Path) -> Sequence:
     fps = float(info.get("frameRate", 25))
     name = info.get("name", path.name)
     img_dir = path / info.get("imDir", "img1")
-    files = sorted(p for p in img_dir.glob("*") if p.suffix.lower() in IMAGE_EXTS) if img_dir.is_dir() else []
+    files = sorted(p for p in img_dir.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if img_dir.is_dir() else []
     if files:
         size = (int(info["imWidth"]), int(info["imHeight"])) if "imWidth" in info and "imHeight" in info else None
         return ImageListSequence(name, files, fps, gt, size)
@@ -212,11 +201,8 @@ def _link_rows(rows: list[tuple]) -> MotRows:
     for f in np.unique(a[:, 0]):
         idx = np.flatnonzero(a[:, 0] == f)
         cur = a[idx, 2:4]
-        d = np.linalg.norm(prev[1][:, None] - cur[None], axis=2)
-        r, c = linear_sum_assignment(np.where(d <= 10, d, 1e6)) if d.size else ([], [])
-        for ri, ci in zip(r, c):
-            if d[ri, ci] <= 10:
-                ids[idx[ci]] = prev[0][ri]
+        for ri, ci in match_points(prev[1], cur, gate=10.0):
+            ids[idx[ci]] = prev[0][ri]
         for k in idx:
             if ids[k] == 0:
                 ids[k], next_id = next_id, next_id + 1

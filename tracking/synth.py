@@ -1,9 +1,10 @@
 """Semi-synthetic tiny-target sequences: moving sub-pixel Gaussian spots rendered into real IR backgrounds.
 
-Each target gets a signal-to-clutter ratio SCR = |mean_target - mean_ring| / std_ring, measured on the
-noisy background frame around it: target = pixels inside its 2-sigma ellipse (the extent of its gt box,
-4 sigma wide), ring = a 3 px wide annulus from max(3 px, 3 sigma) out. Its amplitude is set per frame to hit
-the target's SCR (the peak then stands about 2.3 x SCR ring stds above the ring mean), and the SCR
+Each target gets a signal-to-clutter ratio, the project's one definition (`detector.synthetic.local_clutter`):
+SCR = |mean_target - mean_ring| / std_ring, measured on the noisy background frame around it: target = pixels
+inside its 2-sigma ellipse (the extent of its gt box, 4 sigma wide), ring = the square ring 4-10 px around it,
+std floored at 1 grey level. Its amplitude is set per frame to hit the target's SCR (the peak then stands
+about 2.3 x SCR ring stds above the ring mean), and the SCR
 actually realised in the 8-bit frame is written as the 10th column of `gt/gt.txt`. Frames drift with a smooth platform
 motion, get Gaussian sensor noise and a few hot pixels (fixed on the sensor, not in the gt).
 Output: MOTChallenge layout (`img1/000001.png`, `gt/gt.txt`, `seqinfo.ini`) plus `video.mp4` (H.264).
@@ -22,8 +23,11 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from detector.imageio import IMAGE_SUFFIXES, image_to_grey
+from detector.synthetic import local_clutter, render_spot
+
 from .motchallenge import MotRows, write_gt, write_seqinfo
-from .sequences import IMAGE_EXTS, ArraySequence, SequenceError, to_grey
+from .sequences import ArraySequence, SequenceError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BACKGROUNDS = REPO_ROOT.parent / "shared" / "data" / "ir-backgrounds"
@@ -68,7 +72,7 @@ def background_files(background: Optional[str]) -> list[Path]:
     if p.is_file():
         return [p]
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS)
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
         if files:
             return files
         raise SequenceError(f"{p}: no images in the background folder")
@@ -112,39 +116,13 @@ def _trajectory(cfg: SynthConfig, rng: np.random.Generator, enters: bool) -> tup
     return start, xy
 
 
-def _spot(shape: tuple[int, int], cx: float, cy: float, sx: float, sy: float, theta: float,
-          radius: int) -> tuple[slice, slice, np.ndarray]:
-    """Unit-peak anisotropic Gaussian around (cx, cy), clipped to the frame: (rows, cols, profile)."""
-    H, W = shape
-    x0, x1 = max(0, int(math.floor(cx)) - radius), min(W, int(math.floor(cx)) + radius + 2)
-    y0, y1 = max(0, int(math.floor(cy)) - radius), min(H, int(math.floor(cy)) + radius + 2)
-    yy, xx = np.mgrid[y0:y1, x0:x1]
-    dx, dy = xx - cx, yy - cy
-    c, s = math.cos(theta), math.sin(theta)
-    u, v = c * dx + s * dy, -s * dx + c * dy
-    return slice(y0, y1), slice(x0, x1), np.exp(-0.5 * ((u / sx) ** 2 + (v / sy) ** 2))
-
-
-def _ring_stats(frame: np.ndarray, cx: float, cy: float, r_in: float) -> tuple[float, float]:
-    H, W = frame.shape
-    r_out = r_in + 3
-    x0, x1 = max(0, int(cx - r_out)), min(W, int(cx + r_out) + 2)
-    y0, y1 = max(0, int(cy - r_out)), min(H, int(cy + r_out) + 2)
-    yy, xx = np.mgrid[y0:y1, x0:x1]
-    d = np.hypot(xx - cx, yy - cy)
-    ring = frame[y0:y1, x0:x1][(d >= r_in) & (d < r_out)]
-    if ring.size < 4:
-        return float(frame[min(H - 1, max(0, round(cy))), min(W - 1, max(0, round(cx)))]), 1.0
-    return float(ring.mean()), max(float(ring.std()), 0.5)
-
-
 def render(cfg: SynthConfig) -> tuple[ArraySequence, dict[str, str]]:
     """Render a sequence in memory: (ArraySequence with gt incl. per-frame SCR, info for seqinfo.ini)."""
     rng = np.random.default_rng(cfg.seed)
     files = background_files(cfg.background)
     bg_file = files[int(rng.integers(len(files)))]
     with Image.open(bg_file) as im:
-        bg = to_grey(im).astype(np.float32)
+        bg = image_to_grey(im).astype(np.float32)
     if bg.max() > 255:
         bg = bg * (255.0 / bg.max())
     drift = _drift_path(cfg, rng)
@@ -187,19 +165,17 @@ def render(cfg: SynthConfig) -> tuple[ArraySequence, dict[str, str]]:
                 tg["gone"] = tg["seen"]
                 continue
             tg["seen"] = True
-            smax = max(tg["sx"], tg["sy"])
-            rs, cs, prof = _spot(img.shape, cx, cy, tg["sx"], tg["sy"], tg["theta"], int(math.ceil(3.5 * smax)))
+            prof, (rs, cs) = render_spot(img.shape, cx, cy, tg["sx"], tg["sy"], tg["theta"], radius=3.5)
             core = prof >= math.exp(-2.0)  # inside the 2-sigma ellipse
             if not core.any():
                 core = prof >= prof.max()
-            r_in = max(3.0, 3 * smax)
-            mean_ring, std_ring = _ring_stats(img, cx, cy, r_in)
+            mean_ring, std_ring = local_clutter(img, cx, cy)
             amp = tg["scr"] * std_ring / prof[core].mean()
             img[rs, cs] += amp * prof
-            placed.append((k, cx, cy, rs, cs, core, r_in, mean_ring, std_ring))
+            placed.append((k, cx, cy, rs, cs, core, mean_ring, std_ring))
         img[hot[:, 1], hot[:, 0]] = np.maximum(img[hot[:, 1], hot[:, 0]], hot_level)
         frames[t] = np.clip(np.rint(img), 0, 255).astype(np.uint8)
-        for k, cx, cy, rs, cs, core, r_in, mean_ring, std_ring in placed:
+        for k, cx, cy, rs, cs, core, mean_ring, std_ring in placed:
             tg = targets[k]
             c, s = math.cos(tg["theta"]), math.sin(tg["theta"])
             w = 4 * math.hypot(tg["sx"] * c, tg["sy"] * s)
@@ -219,25 +195,11 @@ def render(cfg: SynthConfig) -> tuple[ArraySequence, dict[str, str]]:
 
 def write_video(path: str | Path, frames, fps: float, crf: int = 17) -> None:
     """Encode grey frames as H.264 (libx264, full-range yuv420p, CRF `crf`; low CRF keeps dim targets)."""
-    import av
-    from fractions import Fraction
+    from .h264 import H264Writer
 
-    frames = iter(frames)
-    with av.open(str(path), "w") as c:
-        s = None
+    with H264Writer(path, fps, crf=crf, full_range=True) as w:
         for f in frames:
-            if s is None:
-                s = c.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-                s.height, s.width = f.shape
-                s.pix_fmt = "yuv420p"
-                s.codec_context.color_range = 2  # full range: no 16-235 squeeze of the grey levels
-                s.options = {"crf": str(crf), "preset": "medium"}
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="gray")
-            for p in s.encode(vf.reformat(format="yuv420p", dst_color_range=2)):
-                c.mux(p)
-        if s is not None:
-            for p in s.encode():
-                c.mux(p)
+            w.write(f)
 
 
 def write_sequence(seq: ArraySequence, info: dict[str, str], out: str | Path, images: bool = True,

@@ -17,7 +17,7 @@ from typing import Any, Callable, TypeVar
 
 import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
 from pipeline.config import redact_url
@@ -89,8 +89,10 @@ class Backoff:
         self.where, self.stop, self.metrics, self.on_reset = where, stop, metrics, on_reset
         self.down = False
 
+    DELAYS = ExponentialBackoff(cap=5.0, base=0.2)
+
     def call(self, fn: Callable[[], T]) -> T | None:
-        delay = 0.2
+        failures = 0
         while True:
             try:
                 out = fn()
@@ -100,9 +102,9 @@ class Backoff:
                     self.down = True
                     if self.metrics:
                         self.metrics.redis_up.set(0)
-                if self.stop.wait(delay):
+                if self.stop.wait(self.DELAYS.compute(failures)):
                     return None
-                delay = min(delay * 2, 5.0)
+                failures += 1
                 continue
             except redis.ResponseError as e:
                 if "NOGROUP" not in str(e) or self.on_reset is None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.alerts import Alert
 from pipeline.frames import TrackedFrame
 from pipeline.stages import StreamEnded
 
@@ -24,12 +25,12 @@ class Sink:
             self._alerts(record.alerts)
             self.on_end(record.camera)
 
-    def _alerts(self, alerts: list[dict[str, Any]]) -> None:
-        chosen = [a for a in alerts if a["event"] in self.events]
+    def _alerts(self, alerts: list[Alert]) -> None:
+        chosen = [a for a in alerts if a.event in self.events]
         if chosen:
             self.publish(chosen)
 
-    def publish(self, alerts: list[dict[str, Any]]) -> None:
+    def publish(self, alerts: list[Alert]) -> None:
         pass
 
     def on_frame(self, record: TrackedFrame) -> None:

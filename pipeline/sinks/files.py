@@ -5,9 +5,9 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from pipeline.alerts import dumps, stamp
+from pipeline.alerts import Alert
 from pipeline.sinks.base import Sink
 
 
@@ -20,10 +20,10 @@ class ConsoleSink(Sink):
         super().__init__(events, metrics)
         self.stream = stream
 
-    def publish(self, alerts: list[dict[str, Any]]) -> None:
+    def publish(self, alerts: list[Alert]) -> None:
         out = self.stream or sys.stdout
         for a in alerts:
-            out.write(dumps(stamp(a)) + "\n")
+            out.write(a.stamped().to_json() + "\n")
         out.flush()
 
 
@@ -38,11 +38,11 @@ class JsonlSink(Sink):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._f = open(self.path, "w", encoding="utf-8")
 
-    def publish(self, alerts: list[dict[str, Any]]) -> None:
+    def publish(self, alerts: list[Alert]) -> None:
         t0 = time.perf_counter()
         now = time.time()
         for a in alerts:
-            self._f.write(dumps(stamp(a, now)) + "\n")
+            self._f.write(a.stamped(now).to_json() + "\n")
         self._f.flush()
         if self.metrics:
             self.metrics.observe("publish", time.perf_counter() - t0)

@@ -14,10 +14,10 @@ from collections import deque
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
-from pipeline.alerts import dumps, stamp
+from pipeline.alerts import Alert, CameraStatus
 from pipeline.config import RedisSinkConfig, redact_url
 from pipeline.frames import StatusEvent
 from pipeline.sinks.base import Sink
@@ -25,6 +25,7 @@ from pipeline.sinks.base import Sink
 log = logging.getLogger("pipeline.sinks.redis")
 
 MAX_PER_FLUSH = 500
+RETRY = ExponentialBackoff(cap=10.0, base=0.5)  # seconds before the next try after n failures in a row
 
 
 def make_client(config: RedisSinkConfig) -> redis.Redis:
@@ -57,15 +58,14 @@ class RedisSink(Sink):
         self._lock = threading.Lock()
         self.dropped = 0
         self._dropped_reported = 0
-        self.sent = 0
         self.connected: bool | None = None
         self._retry_at = 0.0
-        self._backoff = 0.5
+        self._failures = 0
         self._status: dict[str, StatusEvent] = {}
         self._beat_at = 0.0
 
     # ------------------------------------------------------------ inputs
-    def publish(self, alerts: list[dict[str, Any]]) -> None:
+    def publish(self, alerts: list[Alert]) -> None:
         with self._lock:
             for a in alerts:
                 self._push(("alert", a))
@@ -108,18 +108,18 @@ class RedisSink(Sink):
             wall = time.time()
             for kind, payload in items:
                 if kind == "alert":
-                    a = stamp(payload, wall)
-                    msg = dumps(a)
-                    pipe.publish(f"{c.channel_prefix}:{a['camera']}", msg)
+                    a = payload.stamped(wall)
+                    msg = a.to_json()
+                    pipe.publish(f"{c.channel_prefix}:{a.camera}", msg)
                     if c.stream:
-                        pipe.xadd(c.stream, {"camera": a["camera"], "event": a["event"], "alert": msg},
+                        pipe.xadd(c.stream, {"camera": a.camera, "event": a.event, "alert": msg},
                                   maxlen=c.stream_maxlen, approximate=True)
                     sent_alerts.append(a)
                 else:
-                    pipe.publish(f"{c.health_prefix}:status", dumps(payload.to_dict()))
+                    pipe.publish(f"{c.health_prefix}:status", CameraStatus.of(payload).to_json())
             for ev in statuses:
-                key = {**ev.to_dict(), "updated_at": round(wall, 3)}
-                pipe.set(f"{c.health_prefix}:{ev.camera}", json.dumps(key), px=int(c.heartbeat_ttl_s * 1000))
+                pipe.set(f"{c.health_prefix}:{ev.camera}", CameraStatus.of(ev, wall).to_json(),
+                         px=int(c.heartbeat_ttl_s * 1000))
             pipe.execute()
         except (redis.RedisError, OSError) as e:
             self._down(e)
@@ -132,7 +132,6 @@ class RedisSink(Sink):
             dropped = self.dropped - self._dropped_reported
             self._dropped_reported = self.dropped
             buffered = len(self._buf)
-        self.sent += len(sent_alerts)
         if self.connected is not True:
             if self.connected is None:
                 log.info("redis %s connected", self.where)
@@ -140,22 +139,22 @@ class RedisSink(Sink):
                 log.warning("redis %s reachable again: sent %d buffered alerts, dropped %d while it was down",
                             self.where, len(sent_alerts) + buffered, dropped)
             self.connected = True
-            self._backoff = 0.5
+            self._failures = 0
         if self.metrics:
             self.metrics.sink_up.labels(self.name).set(1)
             self.metrics.sink_buffered.labels(self.name).set(buffered)
             if sent_alerts:
                 self.metrics.observe("publish", time.perf_counter() - t0)
                 for a in sent_alerts:
-                    if a.get("captured_at"):
-                        self.metrics.end_to_end.labels(self.name).observe(max(0.0, wall - a["captured_at"]))
+                    if a.captured_at:
+                        self.metrics.end_to_end.labels(self.name).observe(max(0.0, wall - a.captured_at))
         if buffered:
             self._flush()
 
     def _down(self, e: Exception) -> None:
         with self._lock:
-            self._retry_at = time.monotonic() + self._backoff
-            self._backoff = min(self._backoff * 2, 10.0)
+            self._retry_at = time.monotonic() + RETRY.compute(self._failures)
+            self._failures += 1
             buffered = len(self._buf)
         if self.connected is not False:
             log.warning("redis %s unreachable (%s); buffering up to %d alerts and retrying", self.where,

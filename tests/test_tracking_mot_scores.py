@@ -7,7 +7,7 @@ import trackeval
 from trackeval.datasets import MotChallenge2DBox
 
 from tracking import TrackEvent
-from tracking.metrics import alert_metrics, detection_prf, evaluate, point_similarity, tracking_metrics
+from tracking.mot_scores import alert_metrics, detection_prf, evaluate, point_similarity, tracking_metrics
 from tracking.motchallenge import MotRows, read_rows, write_gt, write_seqinfo, write_tracks
 
 N_FRAMES = 60

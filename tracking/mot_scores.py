@@ -12,13 +12,14 @@ import math
 from typing import Iterable, Optional, Sequence as Seq
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 from trackeval.metrics import CLEAR, HOTA, Identity
+
+from detector.metrics import GATE_PX, match_points
 
 from .events import TrackEvent
 from .motchallenge import MotRows
 
-MATCH_RADIUS = 3.0  # px: the smallest gate
+MATCH_RADIUS = GATE_PX  # px: the smallest gate, the detector's point-match gate
 SCR_EDGES = (3.0, 5.0, 7.0, 10.0)
 
 
@@ -73,16 +74,6 @@ def tracking_metrics(gt: MotRows, tracks: MotRows | Iterable, num_frames: int) -
             "gt_ids": data["num_gt_ids"], "track_ids": data["num_tracker_ids"]}
 
 
-def _match(gxy: np.ndarray, txy: np.ndarray, gate: np.ndarray) -> list[tuple[int, int]]:
-    """Hungarian matches (gt row, prediction) within each target's gate (G,)."""
-    if len(gxy) == 0 or len(txy) == 0:
-        return []
-    d = np.linalg.norm(gxy[:, None] - txy[None], axis=2)
-    ok = d <= np.asarray(gate, float).reshape(-1, 1)
-    r, c = linear_sum_assignment(np.where(ok, d, 1e6))
-    return [(a, b) for a, b in zip(r, c) if ok[a, b]]
-
-
 def detection_prf(gt: MotRows, points: MotRows | Seq, num_frames: int) -> dict[str, float]:
     """Per-frame detection precision / recall / F1 (match within each target's gate). `points`: MotRows, or
     one entry per frame (frame 1 first) with `.xy` (e.g. `Detections`) or an (N, 2) array."""
@@ -95,7 +86,7 @@ def detection_prf(gt: MotRows, points: MotRows | Seq, num_frames: int) -> dict[s
         else:
             p = points[f - 1]
             txy = np.asarray(getattr(p, "xy", p), float).reshape(-1, 2)
-        m = len(_match(gxy, txy, match_gate(gt.wh[gi])))
+        m = len(match_points(txy, gxy, match_gate(gt.wh[gi])))
         tp, fp, fn = tp + m, fp + len(txy) - m, fn + len(gxy) - m
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / (tp + fn) if tp + fn else 0.0
@@ -104,7 +95,8 @@ def detection_prf(gt: MotRows, points: MotRows | Seq, num_frames: int) -> dict[s
 
 
 def alert_metrics(gt: MotRows, events: Iterable[TrackEvent], num_frames: int, fps: float) -> dict[str, float]:
-    """Alert-level figures from `new` events: share of true targets alerted, frames from a target's first
+    """Alert-level figures from `new` events (`TrackEvent`s, or the pipeline's `Alert`s: anything with
+    `event`, `frame_index`, `x`, `y`): share of true targets alerted, frames from a target's first
     appearance to its first `new`, false `new` per hour of video (a `new` within no target's gate in its
     frame), `new` per alerted target."""
     first = {int(i): int(gt.frame[gt.id == i].min()) for i in np.unique(gt.id)}
@@ -174,7 +166,7 @@ def by_scr(gt: MotRows, tr: MotRows, events: Optional[list[TrackEvent]], num_fra
     owner = np.full(len(tr), -1)
     for f in range(1, num_frames + 1):
         gi, ti = gt.at(f), tr.at(f)
-        for a, b in _match(gt.xy[gi], tr.xy[ti], match_gate(gt.wh[gi])):
+        for b, a in match_points(tr.xy[ti], gt.xy[gi], match_gate(gt.wh[gi])):
             owner[ti[b]] = gt.id[gi[a]]
     out = {}
     order = sorted(set(labels.values()), key=lambda s: (s == "unknown", float(s.lstrip("<>=").split("-")[0])
@@ -205,9 +197,3 @@ def evaluate(gt: MotRows, tracks: MotRows | Iterable, num_frames: int, fps: floa
     out["by_scr"] = by_scr(gt, tr, ev, num_frames, fps, scr_edges)
     return out
 
-
-def evaluate_sequence(seq, tracks: MotRows | Iterable, events: Optional[Iterable[TrackEvent]] = None) -> dict:
-    """`evaluate` against a `Sequence`'s ground truth (raises ValueError when it has none)."""
-    if seq.gt is None:
-        raise ValueError(f"sequence {seq.name}: no ground truth to score against")
-    return evaluate(seq.gt, tracks, seq.length, seq.fps, events)
