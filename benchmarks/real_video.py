@@ -7,7 +7,7 @@ sequence and per class, the share of targets alerted, frames to alert, false `ne
 
 Each sequence runs through `pipeline.replay` (the same graph as `python -m pipeline replay`). The detector's
 output per frame is kept on disk (`--cache`, one file per sequence and weights file, keyed by the weights'
-SHA-256 and each frame's content), so tuning the tracker re-runs only ego-motion and tracking.
+SHA-256 with the detector's decoding code, and by each frame's content), so tuning the tracker re-runs only ego-motion and tracking.
 
 Acceptance (issue 12): >= 95 % of targets alerted, <= 20 false `new` per hour, median frames to alert <= 10,
 mean HOTA >= 0.65.
@@ -37,6 +37,18 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def detector_digest(weights: Path) -> str:
+    """What the cached detections depend on: the weights and the detector's decoding code (peaks, boxes,
+    suppression), so that a change to either recomputes them."""
+    import detector
+
+    code = Path(detector.__file__).parent
+    h = hashlib.sha256(file_sha256(weights).encode())
+    for name in ("inference.py", "predict.py"):
+        h.update((code / name).read_bytes())
+    return h.hexdigest()[:16]
 
 
 class CachedDetector:
@@ -126,7 +138,7 @@ def main() -> None:
         if low < CACHE_FLOOR and a.cache:
             raise SystemExit(f"error: tracker.low_score {low} is below the cached floor {CACHE_FLOOR}")
         weights = resolve_weights(d.weights)
-        digest = file_sha256(weights)[:16]
+        digest = detector_digest(weights)
         load = lambda: Detector.load(d.weights, device=d.device, threshold=CACHE_FLOOR if a.cache else low,  # noqa: E731
                                      runtime=d.runtime, precision=d.precision, threads=d.threads)
         if not a.cache:

@@ -133,6 +133,7 @@ class CameraReader:
             raise SourceError(f"frame {self.index} is {image.dtype} {image.shape}, expected 2-D uint8/uint16 grey")
         size = (image.shape[1], image.shape[0])
         if self.expected_size is None:
+            self._check_zones(size)
             self.expected_size = size
         elif size != self.expected_size:
             if self.metrics:
@@ -161,6 +162,17 @@ class CameraReader:
             scene = None
         frame = Frame(self.name, self.index, pts, captured, timestamp, image, scene, timings)
         return self.mux.put(frame, self.stop) and not self.stop.is_set()
+
+    def _check_zones(self, size: tuple[int, int]) -> None:
+        """Masks and zones of a camera without a configured size are checked against its first frame: a
+        polygon outside it fails this camera (one line), before any frame reaches the tracker."""
+        from pipeline.zones import polygon_problems
+
+        c = self.config
+        problems = polygon_problems(self.name, "mask", c.mask, size) + polygon_problems(self.name, "zones",
+                                                                                        c.zones or [], size)
+        if problems:
+            raise SourceError("; ".join(p.removeprefix(f"camera {self.name}: ") for p in problems))
 
     def _end(self, error: str | None = None) -> None:
         self.health.set(self.name, FAILED if error else FINISHED, error or "")

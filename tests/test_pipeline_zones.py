@@ -52,3 +52,16 @@ def test_masked_target_never_alerts_and_mask_is_drawn(tmp_path):
         rgb = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(int)
     grey_edge = rgb[2:68, 79:82]  # the mask's right edge is drawn in grey
     assert (np.abs(grey_edge - 150).max(axis=2) < 40).any()
+
+
+def test_polygon_outside_the_first_frame_fails_that_camera_in_one_line(tmp_path, caplog):
+    """Without width/height in the config the frame size is known at the first frame: a mask outside it fails
+    that camera (one line naming it), not the track stage."""
+    clip = make_clip(tmp_path / "seq", frames=10)
+    config = parse_config(cfg(f"source: {{type: file, path: {clip}/video.mp4}}, "
+                              "mask: [[[0, 0], [500, 0], [0, 50]]]"))
+    result = Pipeline(config, detector=FakeDetector()).run(install_signals=False)
+    assert result.exit_code != 0
+    assert result.camera_errors == {"cam1": "mask[0]: point (500, 0) lies outside the 160x128 frame"}
+    assert "camera cam1: mask[0]: point (500, 0) lies outside" in result.message
+    assert "Traceback" not in caplog.text

@@ -16,7 +16,14 @@ class TrackerConfig(BaseModel):
                              description="Detections between low_score and high_score only extend existing tracks "
                                          "(second pass, dim targets); lower scores are ignored.")
     # Kalman filter (constant velocity, white-noise acceleration)
-    measurement_std: float = Field(0.5, gt=0.0, le=20.0, description="Std of a detection centroid, px.")
+    measurement_std: float = Field(0.5, gt=0.0, le=20.0, description="Std of a point target's centroid, px.")
+    extent_std: float = Field(0.2, ge=0.0, le=2.0,
+                              description="Std of an extended target's detections as a share of its (smoothed) box "
+                                          "size: the detector's peak wanders over a helicopter or a near drone.")
+    duplicate_extent: float = Field(2.0, ge=0.0, le=10.0,
+                                    description="A high-score detection within this many half boxes of one that "
+                                                "a track took (or of a better new one) is a second peak on the same "
+                                                "object and starts no track (0: off).")
     process_std: float = Field(0.3, gt=0.0, le=20.0, description="Std of the random acceleration, px/frame^2.")
     init_velocity_std: float = Field(4.0, gt=0.0, le=100.0,
                                      description="Std of the unknown velocity of a new track, px/frame.")
@@ -34,6 +41,10 @@ class TrackerConfig(BaseModel):
     confirm_window: int = Field(5, ge=1, le=50,
                                 description="N of M-of-N: the window of processed frames in which confirm_hits are "
                                             "counted (frames dropped before detection do not count).")
+    confirm_score: float = Field(0.6, ge=0.0, le=1.0,
+                                 description="Mean detection score over the track's latest motion_window hits "
+                                             "needed to confirm: weak clutter that the low-score pass keeps alive "
+                                             "does not alert.")
     max_misses: int = Field(5, ge=0, le=1000,
                             description="A confirmed track coasts this many consecutive processed frames without a "
                                         "detection, then ends.")
@@ -43,16 +54,21 @@ class TrackerConfig(BaseModel):
                                description="A track lost within this many px of the frame edge ends as 'left_view' "
                                            "(else 'lost').")
     # Motion check before alerting
-    min_displacement: float = Field(3.0, ge=0.0, le=1000.0,
+    min_displacement: float = Field(2.0, ge=0.0, le=1000.0,
                                     description="Net motion (px) over the motion window needed before a track may "
                                                 "alert; rejects hot pixels and static clutter.")
     motion_window: int = Field(15, ge=2, le=500,
-                               description="Number of latest hits used for the motion check.")
-    min_motion_hits: int = Field(5, ge=2, le=500,
+                               description="Number of latest hits used for the motion check (a fast target).")
+    slow_motion_window: int = Field(90, ge=2, le=5000,
+                                    description="A second, longer window of latest hits for the motion check: a "
+                                                "slow target (a distant aircraft, 0.05-0.2 px/frame) moves "
+                                                "min_displacement only over many frames.")
+    min_motion_hits: int = Field(4, ge=2, le=500,
                                  description="Hits needed in the motion window before the motion check can pass.")
     max_motion_residual: float = Field(1.0, gt=0.0, le=100.0,
                                        description="RMS distance (px) of the hits from a straight constant-velocity "
-                                                   "path allowed for the motion check.")
+                                                   "path allowed for the motion check (an extended target: twice "
+                                                   "its measurement std, if more).")
     motion_alpha: float = Field(1e-3, gt=0.0, lt=0.5,
                                 description="Chance that a static point with jittering detections passes the "
                                             "motion-significance test at one check.")
@@ -62,6 +78,10 @@ class TrackerConfig(BaseModel):
                                             "~6 px of where it started, on the sensor and in the scene, during the "
                                             "camera's previous novelty_frames frames (and the camera had been "
                                             "watched that long). 0: every track must move to alert.")
+    novelty_score: float = Field(0.3, ge=0.0, le=1.0,
+                                 description="Detections scoring at least this mark their place as seen: static "
+                                             "clutter whose score hovers about high_score is not new when it "
+                                             "crosses it.")
     novel_hits: int = Field(6, ge=1, le=500,
                             description="Hits a track new to the scene needs (and confirm_hits of the last "
                                         "confirm_window) to alert without moving; places where detections are "

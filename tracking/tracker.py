@@ -103,8 +103,10 @@ class _Track:
         self.id: Optional[int] = None
         self.hit_window: deque[bool] = deque([True], maxlen=cfg.confirm_window)
         # (frame, x, y, cumulative background shift x, y) of the latest hits, for the motion check
-        self.path: deque[tuple[float, float, float, float, float]] = deque(maxlen=cfg.motion_window)
+        self.path: deque[tuple[float, float, float, float, float]] = deque(
+            maxlen=max(cfg.motion_window, cfg.slow_motion_window))
         self.path.append((frame, float(z[0]), float(z[1]), float(shift[0]), float(shift[1])))
+        self.scores: deque[float] = deque([float(score)], maxlen=cfg.motion_window)
         self.hits, self.misses = 1, 0
         self.first_frame = self.last_frame = frame
         self.score = self.top_score = float(score)
@@ -112,6 +114,8 @@ class _Track:
         self.last_event_frame = frame
         self.last_hit_state = self.kf.x.copy()
         self.new_to_scene = False  # set by the tracker from its `SceneHistory` when the track starts
+        self.kf.R = np.eye(2) * self.measurement_var(cfg)
+        self.kf.P[:2, :2] = self.kf.R
 
     @property
     def confirmed(self) -> bool:
@@ -122,6 +126,7 @@ class _Track:
         self.kf.update(np.asarray(z, float))
         self.hit_window.append(True)
         self.path.append((frame, float(z[0]), float(z[1]), float(shift[0]), float(shift[1])))
+        self.scores.append(float(score))
         self.hits += 1
         self.misses = 0
         self.last_frame = frame
@@ -129,39 +134,31 @@ class _Track:
         self.top_score = max(self.top_score, self.score)
         a = cfg.box_smoothing
         self.wh = (1 - a) * self.wh + a * np.asarray(wh, float)
+        self.kf.R = np.eye(2) * self.measurement_var(cfg)
         self.last_hit_state = self.kf.x.copy()
+
+    def measurement_var(self, cfg: TrackerConfig) -> float:
+        """Variance of this track's detections: an extended target's peak wanders over its extent."""
+        return max(cfg.measurement_std, cfg.extent_std * float(max(self.wh))) ** 2
 
     def miss(self, n: int = 1) -> None:
         self.hit_window.extend([False] * n)
         self.misses += n
 
     def motion_ok(self, cfg: TrackerConfig, threshold: Callable[[int], float]) -> bool:
-        """True when the latest hits move along a straight path, far enough and significantly, both on the
-        sensor and against the background (hot pixels are static on the sensor, clutter in the scene).
-
-        Far enough: the mean of the last k hits lies `min_displacement` px from the mean of the first k
-        (k = n // 3, 1 to 3), which a detector's jumps between grid positions on static clutter do not reach.
-        Significantly: for the fitted velocity v and the scatter s of the hits about the line,
-        |v|^2 * sum((t - mean t)^2) / s^2 >= `threshold(n)` (2 x the F(2, 2(n-2)) quantile of
-        1 - motion_alpha), so a static point whose detections merely jitter rarely passes."""
+        """True when the latest `motion_window` hits (a fast target), or the latest `slow_motion_window` hits (a
+        slow one: a distant aircraft, checked only while the view stayed still), move along a straight path, far enough and significantly, both on the
+        sensor and against the background (hot pixels are static on the sensor, clutter in the scene)."""
         n = len(self.path)
         if n < max(3, cfg.min_motion_hits):
             return False
         p = np.asarray(self.path)
-        t = p[:, 0] - p[:, 0].mean()
-        stt = float(t @ t)
-        k = min(3, max(1, n // 3))
-        for xy in (p[:, 1:3], p[:, 1:3] - p[:, 3:5]):
-            v = t @ (xy - xy.mean(axis=0)) / stt
-            resid = xy - xy.mean(axis=0) - np.outer(t, v)
-            rss = float(np.sum(resid**2))
-            speed = float(np.hypot(*v))
-            s2 = max(rss / (2 * (n - 2)), cfg.measurement_std**2)
-            moved = float(np.hypot(*(xy[-k:].mean(axis=0) - xy[:k].mean(axis=0))))
-            if (moved < cfg.min_displacement or speed > cfg.max_speed
-                    or np.sqrt(rss / n) > cfg.max_motion_residual or speed**2 * stt / s2 < threshold(n)):
-                return False
-        return True
+        spans = {min(n, cfg.motion_window)}
+        slow = min(n, cfg.slow_motion_window)
+        if float(np.hypot(*(p[-1, 3:5] - p[-slow, 3:5]))) < cfg.min_displacement:
+            spans.add(slow)  # only on a still view: the error of a measured shift adds up over a long window
+        limit = max(cfg.max_motion_residual, 2.0 * float(np.sqrt(self.measurement_var(cfg))))
+        return any(m >= max(3, cfg.min_motion_hits) and _moves(p[-m:], cfg, limit, threshold) for m in spans)
 
     def speed_ok(self, cfg: TrackerConfig) -> bool:
         return float(np.hypot(*self.kf.x[2:])) <= cfg.max_speed
@@ -171,6 +168,33 @@ class _Track:
         return TrackState(self.id or 0, x, y, vx, vy, float(self.wh[0]), float(self.wh[1]), self.score,
                           self.top_score, self.hits, frame - self.first_frame + 1, self.misses,
                           self.first_frame, self.last_frame)
+
+
+def _moves(p: np.ndarray, cfg: TrackerConfig, max_residual: float, threshold: Callable[[int], float]) -> bool:
+    """The hits `p` (frame, x, y, background shift x, y) move along a straight path on the sensor and against
+    the background, far enough and significantly.
+
+    Far enough: the mean of the last k hits lies `min_displacement` px from the mean of the first k
+    (k = n // 3, 1 to 3), which a detector's jumps between grid positions on static clutter do not reach.
+    Straight: the RMS distance of the hits from the fitted constant-velocity path is at most `max_residual`.
+    Significantly: for the fitted velocity v and the scatter s of the hits about the line,
+    |v|^2 * sum((t - mean t)^2) / s^2 >= `threshold(n)` (2 x the F(2, 2(n-2)) quantile of
+    1 - motion_alpha), so a static point whose detections merely jitter rarely passes."""
+    n = len(p)
+    t = p[:, 0] - p[:, 0].mean()
+    stt = float(t @ t)
+    k = min(3, max(1, n // 3))
+    for xy in (p[:, 1:3], p[:, 1:3] - p[:, 3:5]):
+        v = t @ (xy - xy.mean(axis=0)) / stt
+        resid = xy - xy.mean(axis=0) - np.outer(t, v)
+        rss = float(np.sum(resid**2))
+        speed = float(np.hypot(*v))
+        s2 = max(rss / (2 * (n - 2)), cfg.measurement_std**2)
+        moved = float(np.hypot(*(xy[-k:].mean(axis=0) - xy[:k].mean(axis=0))))
+        if (moved < cfg.min_displacement or speed > cfg.max_speed
+                or np.sqrt(rss / n) > max_residual or speed**2 * stt / s2 < threshold(n)):
+            return False
+    return True
 
 
 class Tracker:
@@ -243,12 +267,13 @@ class Tracker:
         used = set(matches.values())
         fresh = [j for j in high if j not in used]
         fresh.sort(key=lambda j: (-score[j], xy[j, 0], xy[j, 1]))
+        fresh = self._not_on_others(fresh, sorted(used), xy, wh)
         room = max(0, cfg.max_tracks - len(self._tracks))
         for j in fresh[:room]:
             tr = _Track(xy[j], wh[j], score[j], frame_index, self._shift, cfg)
             tr.new_to_scene = self._history.is_new(xy[j], self._shift, frame_index)
             self._tracks.append(tr)
-        self._history.add(xy[high], self._shift, frame_index)
+        self._history.add(xy[score >= cfg.novelty_score], self._shift, frame_index)
 
         if slewing:
             for tr in self._tracks:
@@ -280,6 +305,25 @@ class Tracker:
         rows, cols = linear_sum_assignment(cost)
         return {tracks[r]: int(dets[c]) for r, c in zip(rows, cols) if cost[r, c] < _BIG}
 
+    def _not_on_others(self, fresh: list[int], used: list[int], xy: np.ndarray, wh: np.ndarray) -> list[int]:
+        """The fresh detections (best first) that lie on no other object: an extended target (a helicopter, a
+        near drone) gives several peaks, of which the one a track took, or the best fresh one, stands for it;
+        a detection within half the box of such a one (scaled by `duplicate_extent`) starts no track."""
+        k = self.config.duplicate_extent
+        if k == 0 or not fresh:
+            return fresh
+        kept = list(used)
+        out = []
+        for j in fresh:
+            if kept:
+                o = np.asarray(kept)
+                half = 0.5 * k * np.maximum(wh[o], wh[j])
+                if np.any(np.all(np.abs(xy[o] - xy[j]) <= half, axis=1)):
+                    continue
+            kept.append(j)
+            out.append(j)
+        return out
+
     def _inside(self, x: float, y: float, margin: float) -> bool:
         if self.frame_size is None:
             return True
@@ -295,7 +339,8 @@ class Tracker:
                 window_misses = len(tr.hit_window) - sum(tr.hit_window)
                 if window_misses > cfg.confirm_window - cfg.confirm_hits or not self._inside(x, y, 0.0):
                     continue  # tentative track that failed: dropped silently
-                if not hold and tr.misses == 0 and sum(tr.hit_window) >= cfg.confirm_hits and (
+                if not hold and tr.misses == 0 and sum(tr.hit_window) >= cfg.confirm_hits \
+                        and float(np.mean(tr.scores)) >= cfg.confirm_score and (
                         (tr.new_to_scene and tr.hits >= cfg.novel_hits and tr.speed_ok(cfg))
                         or tr.motion_ok(cfg, self._motion_threshold)):
                     tr.id = self._next_id
