@@ -9,6 +9,11 @@ In each round, on the same frames and the same loaded detector:
   the sinks to the last), and frames per second of the whole run including start-up and shutdown;
 - naive: one loop doing decode, ego-motion, detect, track, alerts for one frame after another.
 Prints one JSON line per round and a summary with the pipeline's overhead ratio (pipeline / model-only).
+
+`--live-view` adds, in each round, the cost of publishing the console's live view: two cameras replaying the
+recording with a Redis sink (private redis-server), with and without the live view (annotated JPEG per camera at
+`live.fps`, default 4 a second; `--set sinks.redis.live.fps=N` changes it): `live_view_cost` = 1 - (fps with) /
+(fps without), and `live_view_cpu_share` = CPU seconds of the live view's thread / CPU seconds of the whole run.
 """
 from __future__ import annotations
 
@@ -24,8 +29,10 @@ from common import cli, emit, machine, progress, table, write_json
 from detector import Detector
 from detector.inference import to_batch
 from pipeline.alerts import AlertNumbering
+from pipeline.config import LiveViewConfig, RedisSinkConfig
 from pipeline.graph import Pipeline, default_tracker_factory
 from pipeline.replay import RecordingSink, replay_config
+from pipeline.sinks.live import LiveViewSink
 from tracking.egomotion import SceneMotion
 from tracking.sequences import open_sequence
 
@@ -50,11 +57,11 @@ class Arrivals(RecordingSink):
         self.times.append(time.perf_counter())
 
 
-def pipeline(config: Any, det: Detector) -> tuple[float, float, int]:
+def pipeline(config: Any, det: Detector, extra_sinks: list[Any] = ()) -> tuple[float, float, int]:
     """(sustained frames/s: first to last frame at the sinks; frames/s of the whole run with start-up and
     shutdown; alerts)."""
     rec = Arrivals()
-    pipe = Pipeline(config, detector=det, extra_sinks=[rec])
+    pipe = Pipeline(config, detector=det, extra_sinks=[rec, *extra_sinks])
     t0 = time.perf_counter()
     result = pipe.run(install_signals=False)
     elapsed = time.perf_counter() - t0
@@ -62,6 +69,38 @@ def pipeline(config: Any, det: Detector) -> tuple[float, float, int]:
         raise SystemExit(f"pipeline run failed: {result.message}")
     sustained = (len(rec.times) - 1) / (rec.times[-1] - rec.times[0])
     return sustained, rec.frames / elapsed, len(rec.alerts)
+
+
+class TimedLiveView(LiveViewSink):
+    """The live view sink, counting the CPU seconds its thread spends on frames."""
+
+    cpu_s = 0.0
+
+    def on_frame(self, record: Any) -> None:
+        t0 = time.thread_time()
+        super().on_frame(record)
+        self.cpu_s += time.thread_time() - t0
+
+
+def two_cameras(config: Any, redis_url: str) -> Any:
+    """`config` with its camera twice (cam1, cam2) and a Redis sink without live view (added as `TimedLiveView`)."""
+    cam = next(iter(config.cameras.values()))
+    redis = (config.sinks.redis or RedisSinkConfig()).model_copy(update={"url": redis_url, "live": None})
+    return config.model_copy(update={"cameras": {"cam1": cam, "cam2": cam},
+                                     "sinks": config.sinks.model_copy(update={"redis": redis})})
+
+
+def live_view_cost(config: Any, det: Detector, redis_url: str, live: LiveViewConfig) -> dict[str, float]:
+    """Two cameras without, then with the live view: frames/s of each, the throughput lost, and the live view's
+    share of the CPU time the run used (less sensitive to other tenants than the throughput ratio)."""
+    two = two_cameras(config, redis_url)
+    without = pipeline(two, det)[0]
+    sink = TimedLiveView(two.sinks.redis.model_copy(update={"live": live}))
+    cpu0 = time.process_time()
+    with_live = pipeline(two, det, [sink])[0]
+    cpu = time.process_time() - cpu0
+    return {"two_cam_fps": round(without, 2), "two_cam_live_fps": round(with_live, 2),
+            "live_view_cost": round(1 - with_live / without, 3), "live_view_cpu_share": round(sink.cpu_s / cpu, 4)}
 
 
 def naive(seq_path: Path, config: Any, det: Detector) -> tuple[float, int]:
@@ -90,6 +129,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1, help="detector.batch_size of the pipeline run")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--live-view", action="store_true",
+                    help="also measure the live view's cost: two cameras with and without it (starts a redis-server)")
     args = ap.parse_args()
     info = machine()
     emit({"machine": info})
@@ -100,30 +141,54 @@ def main() -> None:
     frames = [image for _, image in seq.frames()]
     batches = [to_batch([f], det.multiple)[0] for f in frames]
     rows = []
-    for r in progress(range(args.rounds), "rounds"):
-        row = {"round": r + 1, "frames": len(frames), "size": f"{seq.width}x{seq.height}",
-               "variant": det.variant, "runtime": det.runtime, "batch": args.batch}
-        row["model_only_fps"] = round(model_only(det, batches), 2)
-        row["pipeline_fps"], row["pipeline_fps_with_startup"], row["pipeline_alerts"] = pipeline(config, det)
-        row["naive_fps"], row["naive_alerts"] = naive(Path(args.seq), config, det)
-        for k in ("pipeline_fps", "pipeline_fps_with_startup", "naive_fps"):
-            row[k] = round(row[k], 2)
-        row["pipeline_vs_model"] = round(row["pipeline_fps"] / row["model_only_fps"], 3)
-        row["pipeline_vs_naive"] = round(row["pipeline_fps"] / row["naive_fps"], 3)
-        emit(row)
-        rows.append(row)
+    redis_proc = None
+    if args.live_view:
+        import tempfile
+        redis_proc, redis_url = common.start_redis(Path(tempfile.mkdtemp(prefix="itd-bench-")))
+    try:
+        for r in progress(range(args.rounds), "rounds"):
+            rows.append(one_round(r, args, config, det, batches, frames, seq, redis_url if redis_proc else None))
+    finally:
+        if redis_proc is not None:
+            redis_proc.kill()
+            redis_proc.wait()
     summary = {"summary": True, **{k: rows[0][k] for k in ("frames", "size", "variant", "runtime", "batch")}}
-    for k in ("model_only_fps", "pipeline_fps", "pipeline_fps_with_startup", "naive_fps", "pipeline_vs_model",
-              "pipeline_vs_naive"):
+    keys = ["model_only_fps", "pipeline_fps", "pipeline_fps_with_startup", "naive_fps", "pipeline_vs_model",
+            "pipeline_vs_naive"]
+    if args.live_view:
+        keys += ["two_cam_fps", "two_cam_live_fps", "live_view_cost", "live_view_cpu_share"]
+    for k in keys:
         summary[k] = round(statistics.median(r[k] for r in rows), 3)
     emit(summary)
     print()
     print(f"{info['cpu']}, {info['cores']} cores, GPU: {info['gpu'] or 'none'}; {args.seq}")
-    print(table(rows + [{**summary, "round": "median"}],
-                [("round", "round"), ("model_only_fps", "model-only fps"), ("pipeline_fps", "pipeline fps"),
-                 ("pipeline_fps_with_startup", "(with start-up)"), ("naive_fps", "naive fps"), ("pipeline_vs_model", "pipeline/model"),
-                 ("pipeline_vs_naive", "pipeline/naive")]))
+    columns = [("round", "round"), ("model_only_fps", "model-only fps"), ("pipeline_fps", "pipeline fps"),
+               ("pipeline_fps_with_startup", "(with start-up)"), ("naive_fps", "naive fps"),
+               ("pipeline_vs_model", "pipeline/model"), ("pipeline_vs_naive", "pipeline/naive")]
+    if args.live_view:
+        columns += [("two_cam_fps", "2 cams fps"), ("two_cam_live_fps", "2 cams + live fps"),
+                    ("live_view_cost", "live view cost"), ("live_view_cpu_share", "its CPU share")]
+    print(table(rows + [{**summary, "round": "median"}], columns))
     write_json(args.json, {"machine": info, "rounds": rows, "summary": summary})
+
+
+def one_round(r: int, args: Any, config: Any, det: Detector, batches: list[Any], frames: list[Any], seq: Any,
+              redis_url: str | None) -> dict[str, Any]:
+    """One round: model-only, pipeline and naive frames per second (and the live view's cost)."""
+    row = {"round": r + 1, "frames": len(frames), "size": f"{seq.width}x{seq.height}",
+           "variant": det.variant, "runtime": det.runtime, "batch": args.batch}
+    row["model_only_fps"] = round(model_only(det, batches), 2)
+    row["pipeline_fps"], row["pipeline_fps_with_startup"], row["pipeline_alerts"] = pipeline(config, det)
+    row["naive_fps"], row["naive_alerts"] = naive(Path(args.seq), config, det)
+    for k in ("pipeline_fps", "pipeline_fps_with_startup", "naive_fps"):
+        row[k] = round(row[k], 2)
+    row["pipeline_vs_model"] = round(row["pipeline_fps"] / row["model_only_fps"], 3)
+    row["pipeline_vs_naive"] = round(row["pipeline_fps"] / row["naive_fps"], 3)
+    if redis_url is not None:
+        row.update(live_view_cost(config, det, redis_url, (config.sinks.redis and config.sinks.redis.live)
+                                  or LiveViewConfig()))
+    emit(row)
+    return row
 
 
 if __name__ == "__main__":

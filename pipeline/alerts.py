@@ -19,7 +19,7 @@ from tracking.events import EndReason, EventKind
 
 SCHEMA = 2
 # fields that differ between two runs of the same input: what a deterministic replay leaves out
-PER_RUN_FIELDS = ("id", "captured_at", "published_at")
+PER_RUN_FIELDS = ("id", "captured_at", "published_at", "snapshot_url")
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -76,6 +76,8 @@ class Alert(_Wire):
     reason: Optional[EndReason] = Field(None, description="why an `end` track ended; null otherwise")
     captured_at: Optional[float] = Field(description="wall clock when the frame was received")
     published_at: Optional[float] = Field(None, description="wall clock when the sink sent it")
+    snapshot_url: Optional[str] = Field(None, description="its picture (`pipeline.snapshots`): /snapshots/<id> on "
+                                                          "the console, or a file:// URI; null: none taken")
 
     @classmethod
     def from_event(cls, event: Any, camera: str, seq: int, pts: float | None, captured_at: float | None) -> "Alert":

@@ -1,4 +1,4 @@
-"""`python -m pipeline run | validate | subscribe | replay | schema`.
+"""`python -m pipeline run | validate | subscribe | replay | schema | ui`.
 
 User mistakes end with one `error: ...` line on stderr and exit status 2; a run that fails exits 1; a run whose
 alerts did not all reach their sinks exits 3 (`detector.exit_status.ExitStatus`, the README's table).
@@ -212,6 +212,16 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def cmd_ui(args) -> int:
+    from pipeline.ui.launch import ConsoleError, run_console
+
+    try:
+        return run_console(args.redis or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0", args.host,
+                           args.port)
+    except ConsoleError as e:
+        return _user_error(str(e))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipeline", description="Infrared tiny-target pipeline")
     sub = p.add_subparsers(dest="command", required=True)
@@ -261,6 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("message", choices=["alert", "status"],
                    help="alert: every sink's alert; status: a camera's health (Redis health channel and keys)")
     q.set_defaults(func=cmd_schema)
+
+    q = sub.add_parser("ui", help="operator console in the browser: live views, alerts with snapshots, camera health")
+    q.add_argument("--redis", help="Redis URL the pipeline writes to (default: $REDIS_URL or redis://127.0.0.1:6379/0)")
+    q.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other needs "
+                                                      "$ITD_UI_TOKEN)")
+    q.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port)")
+    q.set_defaults(func=cmd_ui)
     return p
 
 

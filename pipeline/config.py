@@ -141,6 +141,17 @@ def _redis_url(v: str) -> str:
 RedisUrl = Annotated[str, AfterValidator(_redis_url)]
 
 
+class LiveViewConfig(Base):
+    """The annotated frame of each camera, as a JPEG in the key `<prefix>:<camera>` for `python -m pipeline ui`,
+    with the camera's figures (fps, drops) in `<prefix>:<camera>:info`."""
+
+    prefix: str = "itd:live"
+    fps: float = Field(4.0, ge=0, description="frames published per second and camera; 0: figures only")
+    width: int = Field(640, ge=64, description="published width in px (frames are only ever reduced)")
+    quality: int = Field(70, ge=10, le=95, description="JPEG quality")
+    ttl_s: float = Field(5.0, gt=0, description="a camera's frame and figures vanish this long after its last")
+
+
 class RedisSinkConfig(Base):
     url: RedisUrl = "redis://127.0.0.1:6379/0"
     password: SecretStr | None = Field(None, description="overrides a password in the URL")
@@ -157,6 +168,8 @@ class RedisSinkConfig(Base):
     health_prefix: str = "itd:camera"
     heartbeat_s: float = Field(2.0, gt=0)
     heartbeat_ttl_s: float = Field(10.0, gt=0)
+    snapshot_prefix: str = Field("itd:snapshot", description="snapshots: keys <prefix>:<id>:frame and :chip")
+    live: LiveViewConfig | None = Field(LiveViewConfig(), description="None: no live view")
 
 
 class JsonlSinkConfig(Base):
@@ -180,6 +193,21 @@ class SinksConfig(Base):
     jsonl: JsonlSinkConfig | None = None
     console: ConsoleSinkConfig | None = None
     video: VideoSinkConfig | None = None
+
+
+class SnapshotConfig(Base):
+    """Pictures of `new` alerts (and of each track's best moment, for its `end`): a chip around the target,
+    enlarged and contrast-stretched, and the reduced frame with the box. Stored in Redis when the Redis sink is
+    on, else in `folder`; with neither they are not taken."""
+
+    enabled: bool = True
+    chip_size: int = Field(96, ge=16, le=512, description="side of the enlarged chip, px")
+    chip_crop: int = Field(32, ge=8, le=512, description="side of the frame area around the target cut for the "
+                                                         "chip, px (larger for large targets)")
+    frame_width: int = Field(480, ge=64, description="width of the reduced full frame, px")
+    quality: int = Field(85, ge=10, le=95, description="JPEG quality")
+    ttl_s: float = Field(86400.0, gt=0, description="kept this long (Redis TTL; files older are deleted)")
+    folder: Path | None = Field(None, description="where snapshots go when there is no Redis sink")
 
 
 # ---------------------------------------------------------------- distributed run
@@ -235,6 +263,7 @@ class PipelineConfig(Base):
     detector: DetectorConfig = DetectorConfig()
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     sinks: SinksConfig = SinksConfig()
+    snapshots: SnapshotConfig = SnapshotConfig()
     metrics: MetricsConfig = MetricsConfig()
     run: RunConfig = RunConfig()
     streams: StreamsConfig = StreamsConfig()

@@ -72,3 +72,15 @@ class StatusEvent:
     status: str
     reason: str
     at: float
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The pictures of one alert (`pipeline.snapshots`): reduced frame with the box and the target's chip, JPEG.
+    Sent to the sinks ahead of the record whose alerts carry its `snapshot_url`; `id` is unique across runs."""
+
+    id: str
+    camera: str
+    frame_jpeg: bytes
+    chip_jpeg: bytes
+    ttl_s: float

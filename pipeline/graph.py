@@ -23,6 +23,7 @@ from pipeline.health import Health
 from pipeline.prometheus import Metrics
 from pipeline.mux import FrameMux
 from pipeline.sinks import Sink, build_sinks
+from pipeline.snapshots import Snapshotter
 from pipeline.sources import CameraReader, missing_input
 from pipeline.stages import DONE, DetectStage, StreamEnded, TrackStage, detector_batch_size
 from pipeline.status import RunStats
@@ -181,11 +182,15 @@ class Pipeline:
         sink_channels = [Channel(f"sink:{s.name}", r.queue_size, self.metrics) for s in sinks]
         channels = [tracked, *sink_channels]
 
+        # the track role gets detections without pixels (see pipeline.distributed.codec): no pictures there
+        snapshotter = Snapshotter.for_run(cfg) if sinks and role is None else None
+
         def emit(record: Any) -> None:
             if record is not DONE:
                 self.stats.count(record)
-            for ch in sink_channels:
-                ch.put(record)
+            for r in snapshotter(record) if snapshotter else (record,):
+                for ch in sink_channels:
+                    ch.put(r)
             if isinstance(record, StreamEnded) and record.error:
                 self.camera_errors[record.camera] = record.error
 

@@ -38,6 +38,7 @@ class Metrics:
         self.end_to_end = Histogram("itd_alert_latency_seconds", "Capture to publish time of alerts", ["sink"],
                                     buckets=_BUCKETS, registry=r)
         self._server = None
+        self.endpoint: tuple[str, int] | None = None  # (host, port) of /metrics once served
 
     def observe(self, stage: str, seconds: float) -> None:
         self.latency.labels(stage).observe(max(0.0, seconds))
@@ -50,6 +51,7 @@ class Metrics:
             log.warning("metrics endpoint %s:%d not started: %s", host, port, e.strerror or e)
             return None
         bound = self._server.server_address[1]
+        self.endpoint = (host, bound)
         log.info("metrics on http://%s:%d/metrics", host, bound)
         return bound
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, rtsp_available
+from conftest import REPO, make_clip, rtsp_available
 
 pytestmark = pytest.mark.slow  # minutes of CPU: run by .ci/run, left out of the README's quick command
 
@@ -40,6 +40,16 @@ def test_pipeline_speed():
     assert summary["summary"] and summary["frames"] == 200 and summary["size"] == "640x512"
     assert summary["model_only_fps"] > 0 and summary["pipeline_fps"] > 0 and summary["naive_fps"] > 0
     assert rows[0]["pipeline_alerts"] > 0 and rows[0]["naive_alerts"] > 0
+
+
+def test_pipeline_speed_live_view_cost(tmp_path):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not installed")
+    clip = make_clip(tmp_path / "clip", frames=30, size=(320, 256))
+    (row, summary) = run_benchmark("pipeline_speed.py", str(clip), "--rounds", "1", "--live-view")
+    assert row["two_cam_fps"] > 0 and row["two_cam_live_fps"] > 0
+    assert summary["live_view_cost"] == round(1 - row["two_cam_live_fps"] / row["two_cam_fps"], 3)
+    assert 0 < row["live_view_cpu_share"] < 1
 
 
 def test_latency_rtsp():

@@ -1,6 +1,9 @@
 """Redis sink: alerts on pub/sub `<prefix>:<camera>` and the capped stream `<stream>` (XADD MAXLEN), camera
 health as `<health_prefix>:<camera>` keys with a TTL heartbeat plus events on `<health_prefix>:status`.
 
+Snapshots (`pipeline.snapshots`) are stored as `<snapshot_prefix>:<id>:frame|chip` with their TTL, in the
+same order as the alerts, so an alert never arrives before its picture; while Redis is down they are skipped.
+
 Redis being down never stops the run: alerts wait in a bounded buffer, the sink retries with capped backoff,
 and it logs what it sent once Redis is back. Nothing is lost: an alert pushed out of the full buffer, or still
 unsent at exit, is appended to `spill_path` (JSON lines), and the run's exit status says so.
@@ -20,7 +23,7 @@ from redis.retry import Retry
 
 from pipeline.alerts import Alert, CameraStatus
 from pipeline.config import RedisSinkConfig, redact_url
-from pipeline.frames import StatusEvent
+from pipeline.frames import Snapshot, StatusEvent
 from pipeline.sinks.base import Sink
 
 log = logging.getLogger("pipeline.sinks.redis")
@@ -66,6 +69,14 @@ class RedisSink(Sink):
         self._beat_at = 0.0
 
     # ------------------------------------------------------------ inputs
+    def handle(self, record: Any) -> None:
+        if isinstance(record, Snapshot):
+            if self.connected is not False:  # not kept while Redis is down: pictures are not worth the memory
+                with self._lock:
+                    self._push(("snapshot", record))
+        else:
+            super().handle(record)
+
     def publish(self, alerts: list[Alert]) -> None:
         with self._lock:
             for a in alerts:
@@ -128,6 +139,10 @@ class RedisSink(Sink):
                         pipe.xadd(c.stream, {"camera": a.camera, "event": a.event, "alert": msg},
                                   maxlen=c.stream_maxlen, approximate=True)
                     sent_alerts.append(a)
+                elif kind == "snapshot":
+                    ttl, key = int(payload.ttl_s * 1000), f"{c.snapshot_prefix}:{payload.id}"
+                    pipe.set(f"{key}:frame", payload.frame_jpeg, px=ttl)
+                    pipe.set(f"{key}:chip", payload.chip_jpeg, px=ttl)
                 else:
                     pipe.publish(f"{c.health_prefix}:status", CameraStatus.of(payload).to_json())
             for ev in statuses:

@@ -65,29 +65,32 @@ def annotate(rgb: np.ndarray, record: TrackedFrame) -> None:
         y -= 16
 
 
-class VideoSink(Sink):
-    name = "video"
+class Annotator:
+    """Draws `TrackedFrame`s: mask polygons in grey, include zones in blue, detections as red points, tracks as
+    green rings with trails, then `annotate`'s ids, scores, header and legend. Trails are kept per camera, so
+    `draw` must see every frame of a camera, in order. Used by the video sink and the console's live view."""
 
-    def __init__(self, config: VideoSinkConfig, camera_fps: dict[str, float | None], metrics=None,
-                 zones: dict[str, tuple] | None = None) -> None:
-        super().__init__([], metrics)
-        self.config, self.camera_fps = config, camera_fps
+    def __init__(self, trail: int, zones: dict[str, tuple] | None = None) -> None:
+        self.trail = trail
         self.zones = zones or {}  # camera -> (exclusion polygons, include polygons or None)
-        self.writers: dict[str, H264Writer] = {}
         self.trails: dict[str, dict[int, deque]] = defaultdict(dict)
 
-    def on_frame(self, record: TrackedFrame) -> None:
+    def follow(self, record: TrackedFrame) -> None:
+        """Extend the trails with this frame's tracks (without drawing)."""
+        trails = self.trails[record.frame.camera]
+        live = set()
+        for t in record.tracks:
+            live.add(t.id)
+            trails.setdefault(t.id, deque(maxlen=max(1, self.trail))).append((float(t.x), float(t.y)))
+        for tid in [k for k in trails if k not in live]:
+            del trails[tid]
+
+    def draw(self, record: TrackedFrame, follow: bool = True) -> np.ndarray:
+        """The annotated RGB frame (`follow=False`: the trails were already extended with `follow`)."""
+        if follow:
+            self.follow(record)
         cam = record.frame.camera
-        if self.config.cameras is not None and cam not in self.config.cameras:
-            return
-        image = record.frame.image
-        writer = self.writers.get(cam)
-        if writer is None:
-            path = Path(self.config.path.replace("{camera}", cam))
-            fps = self.config.fps or self.camera_fps.get(cam) or 25.0
-            writer = self.writers[cam] = H264Writer(path, fps, crf=23, preset="veryfast")
-            log.info("camera %s: writing annotated video to %s", cam, path)
-        canvas = cv2.cvtColor(to_display(image), cv2.COLOR_GRAY2RGB)
+        canvas = cv2.cvtColor(to_display(record.frame.image), cv2.COLOR_GRAY2RGB)
         exclude, include = self.zones.get(cam, ([], None))
         for polys, colour in ((include or [], (60, 140, 255)), (exclude, (150, 150, 150))):  # include blue, masks grey
             if polys:
@@ -95,24 +98,45 @@ class VideoSink(Sink):
         for x, y in np.rint(record.detections.xy).astype(int):
             cv2.circle(canvas, (int(x), int(y)), 2, DETECTION, 1)
         trails = self.trails[cam]
-        live = set()
         for t in record.tracks:
-            live.add(t.id)
-            trail = trails.setdefault(t.id, deque(maxlen=max(1, self.config.trail)))
-            trail.append((float(t.x), float(t.y)))
-            if self.config.trail and len(trail) > 1:
+            trail = trails.get(t.id, ())
+            if self.trail and len(trail) > 1:
                 cv2.polylines(canvas, [np.rint(np.array(trail)).astype(np.int32)], False, TRAIL, 1)
             cv2.circle(canvas, (round(t.x), round(t.y)), 5, TRACK, 1)
-        for tid in [k for k in trails if k not in live]:
-            del trails[tid]
         annotate(canvas, record)
-        writer.write(canvas)
+        return canvas
+
+    def forget(self, camera: str) -> None:
+        self.trails.pop(camera, None)
+
+
+class VideoSink(Sink):
+    name = "video"
+
+    def __init__(self, config: VideoSinkConfig, camera_fps: dict[str, float | None], metrics=None,
+                 zones: dict[str, tuple] | None = None) -> None:
+        super().__init__([], metrics)
+        self.config, self.camera_fps = config, camera_fps
+        self.writers: dict[str, H264Writer] = {}
+        self.annotator = Annotator(config.trail, zones)
+
+    def on_frame(self, record: TrackedFrame) -> None:
+        cam = record.frame.camera
+        if self.config.cameras is not None and cam not in self.config.cameras:
+            return
+        writer = self.writers.get(cam)
+        if writer is None:
+            path = Path(self.config.path.replace("{camera}", cam))
+            fps = self.config.fps or self.camera_fps.get(cam) or 25.0
+            writer = self.writers[cam] = H264Writer(path, fps, crf=23, preset="veryfast")
+            log.info("camera %s: writing annotated video to %s", cam, path)
+        writer.write(self.annotator.draw(record))
 
     def on_end(self, camera: str) -> None:
         writer = self.writers.pop(camera, None)
         if writer is not None:
             writer.close()
-        self.trails.pop(camera, None)
+        self.annotator.forget(camera)
 
     def close(self) -> None:
         for cam in list(self.writers):
