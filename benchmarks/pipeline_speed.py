@@ -11,9 +11,10 @@ In each round, on the same frames and the same loaded detector:
 Prints one JSON line per round and a summary with the pipeline's overhead ratio (pipeline / model-only).
 
 `--live-view` adds, in each round, the cost of publishing the console's live view: two cameras replaying the
-recording with a Redis sink (private redis-server), without, with and again without the live view (annotated JPEG per camera at
-`live.fps`, default 4 a second; `--set sinks.redis.live.fps=N` changes it): `live_view_cost` = 1 - (fps with) /
-(fps without), and `live_view_cpu_share` = CPU seconds of the live view's thread / CPU seconds of the whole run.
+recording with a Redis sink (private redis-server), without, with and again without the live view (annotated
+JPEG per camera at `live.fps`, default 4 a second; `--set sinks.redis.live.fps=N` changes it):
+`live_view_cost` = 1 - (fps with) / (mean fps without), and `live_view_cpu_share` = CPU seconds of the live
+view's thread / CPU seconds of the whole run with it.
 """
 from __future__ import annotations
 
