@@ -7,15 +7,14 @@ the alert (the Redis sink under `<snapshot_prefix>:<id>:frame|chip` with a TTL, 
 """
 from __future__ import annotations
 
-import io
 import logging
 import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
+import cv2
 import numpy as np
-from PIL import Image, ImageDraw
 
 from pipeline.alerts import Alert
 from pipeline.config import PipelineConfig, SnapshotConfig
@@ -28,10 +27,9 @@ log = logging.getLogger("pipeline.snapshots")
 BETTER_BY = 0.02  # an `end` gets a new picture only when the track's best score beat its `new` one by this
 
 
-def _jpeg(image: Image.Image, quality: int) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
+def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    _, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return data.tobytes()
 
 
 def stretch(a: np.ndarray) -> np.ndarray:
@@ -42,30 +40,32 @@ def stretch(a: np.ndarray) -> np.ndarray:
     return np.clip((a.astype(np.float32) - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
 
 
-def chip(image: np.ndarray, x: float, y: float, crop: int, size: int) -> Image.Image:
+def chip(image: np.ndarray, x: float, y: float, crop: int, size: int) -> np.ndarray:
     """The `crop` x `crop` area centred on (x, y) (edges replicated past the border), stretched, enlarged to
-    `size` x `size` with visible pixels."""
+    `size` x `size` with visible pixels (RGB)."""
     h, w = image.shape[:2]
     x0, y0 = int(round(x)) - crop // 2, int(round(y)) - crop // 2
     ys = np.clip(np.arange(y0, y0 + crop), 0, h - 1)
     xs = np.clip(np.arange(x0, x0 + crop), 0, w - 1)
-    return Image.fromarray(stretch(image[np.ix_(ys, xs)])).resize((size, size), Image.NEAREST)
+    big = cv2.resize(stretch(image[np.ix_(ys, xs)]), (size, size), interpolation=cv2.INTER_NEAREST)
+    return cv2.cvtColor(big, cv2.COLOR_GRAY2RGB)
 
 
 def reduced_frame(image: np.ndarray, x: float, y: float, bw: float, bh: float, width: int, label: str
-                  ) -> Image.Image:
-    """The frame reduced to at most `width` px wide, with a box around the target and its label."""
-    pic = Image.fromarray(to_display(image))
-    scale = min(1.0, width / pic.width)
+                  ) -> np.ndarray:
+    """The frame reduced to at most `width` px wide (RGB), with a box around the target and its label."""
+    pic = to_display(image)
+    scale = min(1.0, width / pic.shape[1])
     if scale < 1.0:
-        pic = pic.resize((round(pic.width * scale), round(pic.height * scale)), Image.BILINEAR)
-    pic = pic.convert("RGB")
+        pic = cv2.resize(pic, (round(pic.shape[1] * scale), round(pic.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    pic = cv2.cvtColor(pic, cv2.COLOR_GRAY2RGB)
     half_w = max((bw or 0) * scale / 2 + 4, 7)
     half_h = max((bh or 0) * scale / 2 + 4, 7)
     cx, cy = x * scale, y * scale
-    draw = ImageDraw.Draw(pic)
-    draw.rectangle((cx - half_w, cy - half_h, cx + half_w, cy + half_h), outline=(255, 220, 0), width=2)
-    draw.text((cx + half_w + 3, cy - half_h), label, fill=(255, 220, 0))
+    cv2.rectangle(pic, (round(cx - half_w), round(cy - half_h)), (round(cx + half_w), round(cy + half_h)),
+                  (255, 220, 0), 2)
+    cv2.putText(pic, label, (round(cx + half_w + 3), round(cy - half_h + 8)), cv2.FONT_HERSHEY_PLAIN, 0.9,
+                (255, 220, 0), 1)
     return pic
 
 

@@ -21,7 +21,7 @@ import redis
 from pipeline.config import LiveViewConfig, RedisSinkConfig, redact_url
 from pipeline.frames import TrackedFrame
 from pipeline.sinks.base import Sink
-from pipeline.sinks.redis_sink import make_client
+from pipeline.sinks.redis_sink import RETRY, make_client
 from pipeline.sinks.video import Annotator
 
 log = logging.getLogger("pipeline.sinks.live")
@@ -61,7 +61,7 @@ class LiveViewSink(Sink):
         self.where = redact_url(config.url)
         self.annotator = Annotator(TRAIL, zones)
         self.cameras: dict[str, _CameraFigures] = {}
-        self._retry_at, self._backoff, self._up = 0.0, 0.5, None
+        self._retry_at, self._failures, self._up = 0.0, 0, None
 
     def on_frame(self, record: TrackedFrame) -> None:
         cam = record.frame.camera
@@ -102,7 +102,8 @@ class LiveViewSink(Sink):
         h, w = rgb.shape[:2]
         if w > self.live.width:
             rgb = cv2.resize(rgb, (self.live.width, round(h * self.live.width / w)), interpolation=cv2.INTER_AREA)
-        _, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, self.live.quality])
+        _, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, self.live.quality])
         return jpeg.tobytes()
 
     def _metrics_endpoint(self) -> dict | None:
@@ -118,8 +119,8 @@ class LiveViewSink(Sink):
             pipe.set(f"{self.live.prefix}:{cam}:info", json.dumps(info), px=ttl)
             pipe.execute()
         except (redis.RedisError, OSError) as e:
-            self._retry_at = time.monotonic() + self._backoff
-            self._backoff = min(self._backoff * 2, 10.0)
+            self._retry_at = time.monotonic() + RETRY.compute(self._failures)
+            self._failures += 1
             if self._up is not False:
                 log.warning("live view: redis %s unreachable (%s); skipping frames until it is back", self.where,
                             redact_url(str(e).splitlines()[0] if str(e) else type(e).__name__))
@@ -127,7 +128,7 @@ class LiveViewSink(Sink):
             return
         if self._up is False:
             log.info("live view: redis %s reachable again", self.where)
-        self._up, self._backoff = True, 0.5
+        self._up, self._failures = True, 0
 
     def close(self) -> None:
         try:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialBackoff
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -38,6 +39,7 @@ STATIC = Path(__file__).with_name("static")
 BACKLOG = 100  # alerts sent to a page when it connects
 MAX_LIMIT = 1000
 NO_CACHE = {"Cache-Control": "no-store"}
+RETRY = ExponentialBackoff(cap=5.0, base=0.5)  # seconds between tries while Redis is down
 
 
 def placeholder(text: str, width: int = 320, height: int = 240) -> bytes:
@@ -139,14 +141,14 @@ async def _event_stream(store: ConsoleStore, last_event_id: str | None):
     yield "retry: 2000\n\n"
     cursor = last_event_id if last_event_id and len(last_event_id) < 64 else None
     redis_ok: bool | None = None
-    delay = 0.5
+    failures = 0
     next_cameras = 0.0
     loop = asyncio.get_running_loop()
     while True:
         try:
             if redis_ok is not True:
                 await store.ping()
-                redis_ok, delay = True, 0.5
+                redis_ok, failures = True, 0
                 yield _sse("redis", {"ok": True})
             if cursor is None:
                 backlog = await store.recent(BACKLOG)
@@ -166,8 +168,8 @@ async def _event_stream(store: ConsoleStore, last_event_id: str | None):
             else:
                 yield ": still down\n\n"  # keeps the connection checked
             redis_ok = False
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            await asyncio.sleep(RETRY.compute(failures))
+            failures += 1
 
 
 class RequireToken:
