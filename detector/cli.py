@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--out", default=None, help="folder for metrics.json and pr_curve.png")
     e.add_argument("--device", default="auto")
+    e.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16", "int8"],
+                   help="how the model runs (int8: the calibrated model beside the weights, CPU)")
 
     r = sub.add_parser("predict", help="detect in images; one JSON line per image")
     r.add_argument("paths", nargs="+", help="image files or folders")
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             from .evaluate import format_report, run_eval
             from .predict import Detector
 
-            det = Detector.load(args.weights, args.device)
+            det = Detector.load(args.weights, args.device, precision=args.precision)
             samples = open_dataset(args.data, args.split, args.every)
             report = run_eval(det, samples, args.data, args.split, Path(args.out) if args.out else None)
             print(format_report(report))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -16,7 +17,7 @@ from .metrics import ImageResult, evaluate, pr_curve
 LOW_THRESHOLD = 0.05  # keep every plausible peak; thresholds are applied afterwards
 
 
-def collect(model: nn.Module, samples: list[Sample], stride: int, multiple: int, device: torch.device,
+def collect(model: nn.Module | Callable, samples: list[Sample], stride: int, multiple: int, device: torch.device,
             batch: int = 1, noise_floor: float = NOISE_FLOOR, suppress_from: float = 0.5,
             progress: bool = False) -> list[ImageResult]:
     """Predictions (all peaks above LOW_THRESHOLD) paired with the truth, per image; peaks inside the box of a
@@ -24,7 +25,8 @@ def collect(model: nn.Module, samples: list[Sample], stride: int, multiple: int,
     `progress`: a bar on stderr when it is a terminal."""
     from tqdm import tqdm
 
-    model.eval()
+    if isinstance(model, nn.Module):
+        model.eval()
     out = []
     for i in tqdm(range(0, len(samples), batch), "eval", unit="batch", leave=False, disable=None if progress else True):
         chunk = samples[i:i + batch]
@@ -59,7 +61,8 @@ def plot_pr(curve: list[dict], threshold: float, path: Path, title: str) -> None
 def format_report(report: dict) -> str:
     p = report["point"]
     lines = [
-        f"{report['weights']} ({report['variant']}) on {report['data']} split={report['split']} "
+        f"{report['weights']} ({report['variant']}, {report.get('precision', 'fp32')}) on {report['data']} "
+        f"split={report['split']} "
         f"threshold={report['threshold']:.2f} (chosen on val)",
         f"  point: P={p['precision']:.3f} R={p['recall']:.3f} F1={p['f1']:.3f} "
         f"(TP {p['tp']}, FP {p['fp']}, FN {p['fn']}; {p['fp_per_mpx']:.2f} false per megapixel)",
@@ -71,9 +74,11 @@ def format_report(report: dict) -> str:
 
 
 def run_eval(detector, samples: list[Sample], data: str, split: str, out: Path | None) -> dict:
-    images = collect(detector.model, samples, detector.stride, detector.multiple, detector.device,
+    # the detector's runner: what `predict` and the pipeline run (ONNX Runtime fp32 or int8 on a CPU)
+    images = collect(detector.runner, samples, detector.stride, detector.multiple, detector.device,
                      noise_floor=detector.noise_floor, suppress_from=detector.threshold, progress=True)
-    report = {"weights": detector.meta["path"], "variant": detector.variant, "data": data, "split": split,
+    report = {"weights": detector.meta["path"], "variant": detector.variant, "runtime": detector.runtime,
+              "precision": detector.precision, "data": data, "split": split,
               **evaluate(images, detector.threshold)}
     report["pr_curve"] = pr_curve(images)
     if out is not None:

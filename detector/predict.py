@@ -34,14 +34,15 @@ class Detector:
     >>> dets = det.predict(frame)        # Detections: xy centroids, wh, score
 
     `runtime` ('auto': ONNX Runtime on a CPU, torch on CUDA) and `precision` ('auto': fp32 on a CPU, fp16
-    on CUDA) choose how the model runs; `model` stays the trained torch module (training, evaluation).
+    on CUDA; 'int8': the checkpoint's calibrated int8 model, `detector.quantize`) choose how the model runs; `model` stays the trained torch module (training, evaluation).
     """
 
     def __init__(self, model: torch.nn.Module, meta: dict, device: torch.device, threshold: float | None = None,
                  top_k: int = 100, runtime: str = "auto", precision: str = "auto", threads: int | None = None
                  ) -> None:
         self.model = model.to(device).eval()
-        self.runner, self.runtime, self.precision = make_runner(self.model, device, runtime, precision, threads)
+        self.runner, self.runtime, self.precision = make_runner(self.model, device, runtime, precision, threads,
+                                                                meta.get("path"))
         self.meta = meta
         self.device = device
         self.variant: str = meta["variant"]

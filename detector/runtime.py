@@ -1,13 +1,15 @@
 """Runtimes that execute a trained model for inference: ONNX Runtime on a CPU, torch on a GPU (or anywhere).
 
 A runner is a callable: (B, 1, H, W) float32 batch -> the model's outputs (`heatmap` logits, `ltrb`,
-`offset`) as float32 torch tensors on the runner's device. What each choice won on this project's machines
+`offset`) as float32 torch tensors on the runner's device. `int8` runs the checkpoint's calibrated int8 ONNX
+model (`detector.quantize`) in ONNX Runtime on the CPU. What each choice won on this project's machines
 is measured by `benchmarks/model_speed.py` (README, "Performance").
 """
 from __future__ import annotations
 
 import io
 import warnings
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -16,7 +18,7 @@ from torch import nn
 from .errors import DetectorError
 
 RUNTIMES = ("auto", "onnxruntime", "torch")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
 OUTPUTS = ("heatmap", "ltrb", "offset")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -31,26 +33,37 @@ def resolve(runtime: str, precision: str, device: torch.device) -> tuple[str, st
         raise DetectorError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if precision not in PRECISIONS:
         raise DetectorError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if runtime == "auto":  # ONNX Runtime where it applies: a CPU, in fp32
-        cpu_fp32 = device.type == "cpu" and precision in ("auto", "fp32")
-        runtime = "onnxruntime" if cpu_fp32 else "torch"
+    if precision == "int8" and device.type != "cpu":
+        raise DetectorError("precision int8 runs on the CPU (ONNX Runtime); use fp16 or bf16 on CUDA")
+    if runtime == "auto":  # ONNX Runtime where it applies: a CPU, in fp32 or int8
+        cpu_ort = device.type == "cpu" and precision in ("auto", "fp32", "int8")
+        runtime = "onnxruntime" if cpu_ort else "torch"
     if precision == "auto":
         precision = "fp16" if device.type == "cuda" else "fp32"
     if runtime == "onnxruntime":
         if device.type != "cpu":
             raise DetectorError("runtime onnxruntime runs on the CPU here; use runtime torch on CUDA")
-        if precision != "fp32":
-            raise DetectorError("runtime onnxruntime runs in fp32; use runtime torch for fp16/bf16")
+        if precision not in ("fp32", "int8"):
+            raise DetectorError("runtime onnxruntime runs in fp32 or int8; use runtime torch for fp16/bf16")
+    if precision == "int8" and runtime != "onnxruntime":
+        raise DetectorError("precision int8 runs in runtime onnxruntime on the CPU")
     if precision == "fp16" and device.type != "cuda":
         raise DetectorError("precision fp16 needs a CUDA device; use fp32 or bf16 on a CPU")
     return runtime, precision
 
 
 def make_runner(model: nn.Module, device: torch.device, runtime: str = "auto", precision: str = "auto",
-                threads: int | None = None) -> tuple[Runner, str, str]:
-    """The fastest way to run `model` here, with the runtime and precision it resolved to."""
+                threads: int | None = None, weights: str | None = None) -> tuple[Runner, str, str]:
+    """The fastest way to run `model` here, with the runtime and precision it resolved to; int8 loads the
+    model calibrated for the checkpoint file `weights` (`detector.quantize`)."""
     asked = runtime
     runtime, precision = resolve(runtime, precision, device)
+    if precision == "int8":
+        from .quantize import load_int8
+
+        if weights is None:
+            raise DetectorError("precision int8 needs the checkpoint file its calibrated model belongs to")
+        return OnnxRunner(load_int8(Path(weights)), threads), runtime, precision
     if runtime == "onnxruntime":
         try:
             return OnnxRunner(model, threads), runtime, precision
@@ -80,10 +93,10 @@ class TorchRunner:
 
 
 class OnnxRunner:
-    """The model exported to ONNX in memory (BatchNorm folded, ReLU fused by the runtime) and run by
-    ONNX Runtime on the CPU; `threads` intra-op threads (None: one per core)."""
+    """The model exported to ONNX in memory (BatchNorm folded, ReLU fused by the runtime), or ONNX bytes
+    (the int8 model), run by ONNX Runtime on the CPU; `threads` intra-op threads (None: one per core)."""
 
-    def __init__(self, model: nn.Module, threads: int | None = None) -> None:
+    def __init__(self, model: nn.Module | bytes, threads: int | None = None) -> None:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -93,7 +106,8 @@ class OnnxRunner:
         # no busy-waiting between operators and runs: the pipeline's other threads need those cycles
         # (pipeline 39 vs 30 frames/s with spinning on this 2-core machine)
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(export_onnx(model), opts, providers=["CPUExecutionProvider"])
+        onnx_bytes = model if isinstance(model, bytes) else export_onnx(model)
+        self.session = ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
 
     def __call__(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         outs = self.session.run(list(OUTPUTS), {"image": batch.detach().cpu().float().numpy()})

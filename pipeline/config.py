@@ -114,8 +114,9 @@ class DetectorConfig(Base):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     runtime: Literal["auto", "onnxruntime", "torch"] = Field(
         "auto", description="auto: onnxruntime on a CPU in fp32, else torch")
-    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
-        "auto", description="auto: fp32 on a CPU, fp16 on CUDA (fp16 needs CUDA)")
+    precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = Field(
+        "auto", description="auto: fp32 on a CPU, fp16 on CUDA (fp16 needs CUDA); int8: the calibrated int8 model "
+                            "beside the weights (python -m detector.quantize), CPU")
     threads: int | None = Field(None, ge=1, description="CPU inference threads; None: one per core")
     batch_size: int | None = Field(None, ge=1, description="frames per forward pass, across cameras; None: 1 on a "
                                                            "CPU (batching gains nothing there, only latency), 16 on CUDA")
