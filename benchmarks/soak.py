@@ -104,8 +104,10 @@ def main() -> None:
             runner = threading.Thread(target=lambda: result_box.append(pipe.run(install_signals=False)), daemon=True)
             t0 = time.monotonic()
             runner.start()
-            while runner.is_alive():
+            while True:
                 runner.join(args.sample_s)
+                if not runner.is_alive():  # sinks closed, buffers freed: not the running process any more
+                    break
                 t = time.monotonic() - t0
                 samples.append((t, rss_mb()))
                 emit({"t_s": round(t, 1), "rss_mb": round(samples[-1][1], 1),
@@ -120,11 +122,13 @@ def main() -> None:
     result = result_box[0] if result_box else None
     if result is None or result.exit_code:
         raise SystemExit(f"error: the soak run failed: {result.message if result else 'no result'}")
+    if not samples:
+        raise SystemExit("error: the run ended before the first RSS sample; use a longer --minutes")
     growth = growth_mb_per_h(samples, warmup_s)
     after = [m for t, m in samples if t >= warmup_s]
     published = metric(pipe, "itd_alert_latency_seconds_count", sink="redis")
     summary = {"summary": True, "minutes": args.minutes, "cameras": args.cameras, "samples": len(samples),
-               "warmup_s": warmup_s, "rss_start_mb": round(samples[0][1], 1), "rss_end_mb": round(samples[-1][1], 1),
+               "warmup_s": round(warmup_s, 1), "rss_start_mb": round(samples[0][1], 1), "rss_end_mb": round(samples[-1][1], 1),
                "rss_after_warmup_min_mb": round(min(after), 1) if after else None,
                "rss_after_warmup_max_mb": round(max(after), 1) if after else None,
                "growth_mb_per_h": round(growth, 2) if growth is not None else None,

@@ -60,3 +60,28 @@ def test_latency_rtsp():
     stages = {s["stage"]: s for s in result["stages"]}
     assert {"decode", "inference", "track", "capture_to_alert"} <= stages.keys()
     assert result["frames_tracked"] > 50 and result["alerts_received"] > 0
+
+
+def test_cameras():
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server not installed")
+    *runs, summary = run_benchmark("cameras.py", "--cameras", "1", "2", "--seconds", "4",
+                                   "--set", "detector.precision=int8")
+    assert [r["cameras"] for r in runs] == [1, 2] and all(r["precision"] == "int8" for r in runs)
+    for r in runs:
+        assert r["decoded"] >= 200 * r["cameras"] and 0 < r["detected"] <= r["decoded"]
+        assert r["detected"] + r["dropped"] == r["decoded"]  # every frame read is detected or counted dropped
+        assert len(r["per_camera_detected"]) == r["cameras"] and r["publish_p99_ms"] > 0 and r["cpu"] > 0
+        assert r["alerts"] > 0 and r["alerts"] == r["alerts_in_stream"]
+    assert summary["summary"] and 0 <= summary["max_cameras"] <= 2
+
+
+def test_soak():
+    """The 20-second version of the one-hour soak."""
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server not installed")
+    *samples, summary = run_benchmark("soak.py", "--minutes", "0.34", "--sample-s", "2")
+    assert len(samples) >= 5 and all(s["rss_mb"] > 0 for s in samples)
+    assert summary["growth_mb_per_h"] is not None and summary["alerts_published"] > 0
+    assert summary["alerts_published"] == summary["alerts_received"] == summary["alerts_in_stream"]
+    assert summary["lost"] == 0 and summary["alerts_sink_dropped"] == 0
