@@ -70,8 +70,14 @@ def inside_stronger_box(x: np.ndarray, y: np.ndarray, boxes: np.ndarray, scores:
 def decode(outputs: dict[str, torch.Tensor], sizes: list[tuple[int, int]], stride: int, threshold: float,
            top_k: int = 100, suppress_from: float | None = None) -> list[Decoded]:
     """Peaks of each heatmap -> centroids (cell + offset) and ltrb boxes, in pixels; peaks in padding dropped."""
-    heat = outputs["heatmap"].float().sigmoid()
-    peaks = find_peaks(heat, threshold, top_k)
+    heat = outputs["heatmap"].float()
+    if heat.device.type == "cpu":  # peaks of the logits (sigmoid is monotonic); only the peaks' scores are
+        # squashed: no pass over the whole map, and no torch kernel waking its thread pool per frame
+        peaks = [(cells, _sigmoid(scores)) for cells, scores in
+                 extract_peaks_numpy(heat.numpy(), _logit(threshold), top_k)]
+    else:
+        heat = heat.sigmoid()
+        peaks = find_peaks(heat, threshold, top_k)
     results = []
     for b, ((cells, scores), (h, w)) in enumerate(zip(peaks, sizes)):
         if len(cells) and heat.device.type == "cpu":
@@ -112,6 +118,18 @@ def run(forward: Callable[[torch.Tensor], dict[str, torch.Tensor]], frames: list
         timings["inference"] = t1 - t0
         timings["peaks"] = time.perf_counter() - t1
     return decoded
+
+
+def _logit(p: float) -> float:
+    """The logit of a score threshold; 1 - 1e-7 at most (float32 sigmoids round to 1.0 from about there)."""
+    if p <= 0:
+        return -np.inf
+    p = min(p, 1 - 1e-7)
+    return float(np.log(p / (1 - p)))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1 / (1 + np.exp(-x.astype(np.float64)))).astype(np.float32)
 
 
 @functools.cache

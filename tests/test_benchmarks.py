@@ -85,3 +85,10 @@ def test_soak():
     assert summary["growth_mb_per_h"] is not None and summary["alerts_published"] > 0
     assert summary["alerts_published"] == summary["alerts_received"] == summary["alerts_in_stream"]
     assert summary["lost"] == 0 and summary["alerts_sink_dropped"] == 0
+
+
+def test_profile_pipeline():
+    rows = run_benchmark("profile_pipeline.py", "--top", "5")
+    stages = {r["stage"] for r in rows}
+    assert {"detect", "track"} <= stages and any(s.startswith("source:") for s in stages)
+    assert all(r["tottime_s"] >= 0 and r["calls"] > 0 for r in rows)
