@@ -71,12 +71,9 @@ def counter(pipe: Pipeline, name: str) -> int:
     return int(sum(s.value for m in pipe.metrics.registry.collect() for s in m.samples if s.name == name))
 
 
-def run_cameras(n: int, video: Path, seconds: float, source: str, overrides: list[str], detector: Any,
+def run_cameras(n: int, live: Path, stream_s: float, source: str, overrides: list[str], detector: Any,
                 tmp: Path) -> dict[str, Any]:
-    """One run with `n` live cameras; the figures of the module docstring."""
-    live = tmp / "live.mp4"
-    if not live.exists():
-        loop_video(video, live, seconds)
+    """One run with `n` live cameras playing `live` (`stream_s` seconds long); the figures of the module docstring."""
     redis_proc, redis_url = start_redis(tmp)
     servers, urls = [], [str(live)] * n
     try:
@@ -93,9 +90,14 @@ def run_cameras(n: int, video: Path, seconds: float, source: str, overrides: lis
         stop = threading.Event()
         sub = subscribe(redis_url, f"{config.sinks.redis.channel_prefix}:*", stop, got)
         cpu0, t0, wall0 = _cpu_seconds(), time.monotonic(), time.time()
-        if source == "rtsp":  # an RTSP stream never ends by itself: stop once it has played
-            threading.Timer(seconds + 2, lambda: pipe.stop("benchmark over")).start()
-        result = pipe.run(install_signals=False)
+        done = threading.Event()
+        if source == "rtsp":  # an RTSP stream never ends by itself (the reader reconnects): stop once it has played
+            threading.Thread(target=_stop_when_played, args=(pipe, n * round(stream_s * FPS), stream_s + 5, done),
+                             daemon=True).start()
+        try:
+            result = pipe.run(install_signals=False)
+        finally:
+            done.set()
         wall, cpu = time.monotonic() - t0, _cpu_seconds() - cpu0
         time.sleep(0.5)
         stop.set()
@@ -128,6 +130,15 @@ def run_cameras(n: int, video: Path, seconds: float, source: str, overrides: lis
     return row
 
 
+def _stop_when_played(pipe: Pipeline, frames: int, timeout_s: float, done: threading.Event) -> None:
+    """Stop `pipe` once its cameras delivered `frames` in all, or after `timeout_s` (frames lost on the way)."""
+    end = time.monotonic() + timeout_s
+    while not done.wait(0.1):
+        if counter(pipe, "itd_frames_total") >= frames or time.monotonic() > end:
+            pipe.stop("benchmark over")
+            return
+
+
 def _cpu_seconds() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -152,9 +163,10 @@ def main() -> None:
         tmp = Path(tmp_s)
         detector = load_detector(live_config([str(args.video)], "redis://127.0.0.1:1/0", args.set))
         detector.predict(np.zeros((512, 640), np.uint8))  # warm-up
+        stream_s = loop_video(Path(args.video), tmp / "live.mp4", args.seconds) / FPS
         for n in args.cameras:
             row = {"variant": detector.variant, "runtime": detector.runtime, "precision": detector.precision,
-                   **run_cameras(n, Path(args.video), args.seconds, args.source, args.set, detector, tmp)}
+                   **run_cameras(n, tmp / "live.mp4", stream_s, args.source, args.set, detector, tmp)}
             emit(row)
             rows.append(row)
     fitting = [r["cameras"] for r in rows if r["fits"]]

@@ -92,3 +92,12 @@ def test_profile_pipeline():
     stages = {r["stage"] for r in rows}
     assert {"detect", "track"} <= stages and any(s.startswith("source:") for s in stages)
     assert all(r["tottime_s"] >= 0 and r["calls"] > 0 for r in rows)
+
+
+def test_cameras_over_rtsp():
+    reason = rtsp_available() or (None if shutil.which("redis-server") else "redis-server not installed")
+    if reason:
+        pytest.skip(reason)
+    run, summary = run_benchmark("cameras.py", "--cameras", "1", "--seconds", "4", "--source", "rtsp")
+    assert run["source"] == "rtsp" and run["decoded"] == 200  # stopped once the stream has played, no replay
+    assert run["detected"] + run["dropped"] == run["decoded"] and run["alerts"] == run["alerts_in_stream"] > 0
