@@ -66,9 +66,10 @@ def live_config(urls: list[str], redis_url: str, overrides: list[str] = ()) -> P
     return parse_config(text, ["tracker.update_interval=1", *overrides], source="benchmarks/cameras.py")
 
 
-def counter(pipe: Pipeline, name: str) -> int:
-    """Sum of a Prometheus counter over all its labels."""
-    return int(sum(s.value for m in pipe.metrics.registry.collect() for s in m.samples if s.name == name))
+def counter(pipe: Pipeline, name: str, **labels: str) -> int:
+    """Sum of a Prometheus sample over the label values not given in `labels`."""
+    return int(sum(s.value for m in pipe.metrics.registry.collect() for s in m.samples
+                   if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())))
 
 
 def run_cameras(n: int, live: Path, stream_s: float, source: str, overrides: list[str], detector: Any,

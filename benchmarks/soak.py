@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 import common
-from cameras import live_config
+from cameras import counter, live_config
 from common import cli, emit, machine, start_redis, table, write_json
 from latency_rtsp import loop_video
 
@@ -70,11 +70,6 @@ class Counting:
         self.pubsub.close()
 
 
-def metric(pipe: Pipeline, name: str, **labels: str) -> int:
-    return int(sum(s.value for m in pipe.metrics.registry.collect() for s in m.samples
-                   if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=60.0)
@@ -111,7 +106,7 @@ def main() -> None:
                 t = time.monotonic() - t0
                 samples.append((t, rss_mb()))
                 emit({"t_s": round(t, 1), "rss_mb": round(samples[-1][1], 1),
-                      "frames": metric(pipe, "itd_frames_total"), "dropped": metric(pipe, "itd_frames_dropped_total"),
+                      "frames": counter(pipe, "itd_frames_total"), "dropped": counter(pipe, "itd_frames_dropped_total"),
                       "received": sub.count})
             time.sleep(0.5)
             sub.close()
@@ -126,16 +121,16 @@ def main() -> None:
         raise SystemExit("error: the run ended before the first RSS sample; use a longer --minutes")
     growth = growth_mb_per_h(samples, warmup_s)
     after = [m for t, m in samples if t >= warmup_s]
-    published = metric(pipe, "itd_alert_latency_seconds_count", sink="redis")
+    published = counter(pipe, "itd_alert_latency_seconds_count", sink="redis")
     summary = {"summary": True, "minutes": args.minutes, "cameras": args.cameras, "samples": len(samples),
                "warmup_s": round(warmup_s, 1), "rss_start_mb": round(samples[0][1], 1), "rss_end_mb": round(samples[-1][1], 1),
                "rss_after_warmup_min_mb": round(min(after), 1) if after else None,
                "rss_after_warmup_max_mb": round(max(after), 1) if after else None,
                "growth_mb_per_h": round(growth, 2) if growth is not None else None,
-               "frames": metric(pipe, "itd_frames_total"), "frames_dropped": metric(pipe, "itd_frames_dropped_total"),
-               "alerts_produced": metric(pipe, "itd_alerts_total"), "alerts_published": published,
+               "frames": counter(pipe, "itd_frames_total"), "frames_dropped": counter(pipe, "itd_frames_dropped_total"),
+               "alerts_produced": counter(pipe, "itd_alerts_total"), "alerts_published": published,
                "alerts_received": sub.count, "alerts_in_stream": in_stream,
-               "alerts_sink_dropped": metric(pipe, "itd_alerts_dropped_total"),
+               "alerts_sink_dropped": counter(pipe, "itd_alerts_dropped_total"),
                "lost": published - in_stream}
     summary["ok"] = bool(growth is not None and growth <= MAX_GROWTH_MB_H and summary["lost"] == 0)
     emit(summary)
