@@ -19,11 +19,14 @@ import hashlib
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
 from .errors import DetectorError
+
+if TYPE_CHECKING:
+    import onnx
 
 SUFFIX = ".int8.onnx"
 FP32_NODES = ("/enc2/", "/head/")  # ONNX node names containing these stay in fp32
