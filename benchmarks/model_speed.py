@@ -4,7 +4,7 @@
 
 "Model-only" is the forward pass on a frame already normalised in memory: what `detector.runtime` runs
 (no decoding, no peak extraction). On a CPU it compares torch (BatchNorm folded, channels-last) with ONNX
-Runtime; on CUDA, torch in fp32, fp16 and bf16, and reports how many 25 fps cameras one GPU sustains.
+Runtime in fp32 and, for a variant with a calibrated int8 model beside its weights, in int8; on CUDA, torch in fp32, fp16 and bf16, and reports how many 25 fps cameras one GPU sustains.
 Every case of one (size, batch) is timed round-robin in one run. One JSON line per case, then a table.
 """
 from __future__ import annotations
@@ -16,9 +16,10 @@ import common  # noqa: F401  (puts the repository on sys.path)
 import torch
 from common import cli, emit, interleaved, machine, median_ms, table, write_json
 
-from detector.checkpoint import load_checkpoint
+from detector.checkpoint import load_checkpoint, resolve_weights
 from detector.complexity import count_macs, count_params
 from detector.predict import pick_device
+from detector.quantize import int8_path
 from detector.runtime import make_runner
 
 SIZES = ((256, 256), (640, 512))
@@ -28,7 +29,7 @@ def configurations(device: torch.device) -> list[tuple[str, str]]:
     """(runtime, precision) pairs worth comparing on this device."""
     if device.type == "cuda":
         return [("torch", "fp32"), ("torch", "fp16"), ("torch", "bf16")]
-    return [("torch", "fp32"), ("onnxruntime", "fp32")]
+    return [("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")]
 
 
 def main() -> None:
@@ -48,8 +49,11 @@ def main() -> None:
     models = {v: load_checkpoint(v)[0] for v in args.variants}
     runners: dict[tuple[str, str, str], Any] = {}
     for v, model in models.items():
+        weights = resolve_weights(v)
         for runtime, precision in configurations(device):
-            runners[(v, runtime, precision)] = make_runner(model, device, runtime, precision)[0]
+            if precision == "int8" and not int8_path(weights).is_file():
+                continue  # no calibrated int8 model for this variant (`python -m detector.quantize`)
+            runners[(v, runtime, precision)] = make_runner(model, device, runtime, precision, weights=str(weights))[0]
 
     rows: list[dict[str, Any]] = []
     for w, h in SIZES:

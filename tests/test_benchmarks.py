@@ -25,6 +25,8 @@ def test_model_speed():
     rows = run_benchmark("model_speed.py", "--variants", "fast", "--rounds", "3", "--budget", "0.1")
     seen = {(r["runtime"], r["size"], r["batch"]) for r in rows}
     assert seen == {(rt, s, b) for rt in ("torch", "onnxruntime") for s in ("256x256", "640x512") for b in (1, 4)}
+    assert {(r["precision"], r["size"], r["batch"]) for r in rows if r["precision"] == "int8"} == {
+        ("int8", s, b) for s in ("256x256", "640x512") for b in (1, 4)}  # the shipped fast has its int8 model
     assert all(r["fps"] > 0 and r["params"] > 0 and r["gmacs_per_frame"] > 0 for r in rows)
 
 
