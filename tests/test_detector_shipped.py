@@ -23,9 +23,9 @@ def _frame(seed: int = 0, bits: int = 8):
 
 
 SIRST = Path(__file__).resolve().parents[2] / "shared" / "data" / "sirst"
-# measured on the test split with the shipped weights (README): fast 0.900 (ReLU; the Mish version had 0.932
-# but ran at half the speed on a CPU), hrnet 0.858
-MIN_TEST_F1 = {"fast": 0.88, "hrnet": 0.83}
+# measured on the SIRST test split with the shipped weights (README, `benchmarks/detector_datasets.py`):
+# fast 0.893 (trained on the real-data mix; the SIRST-only weights had 0.900), hrnet 0.858
+MIN_TEST_F1 = {"fast": 0.87, "hrnet": 0.83}
 
 
 @pytest.mark.parametrize("variant", ["fast", "hrnet"])
@@ -65,7 +65,8 @@ def test_shipped_weights_keep_their_test_split_accuracy(variant, one_torch_threa
     from detector.metrics import point_counts
 
     det = Detector.load(variant, device="cpu")
-    images = collect(det.model, open_dataset(SIRST, "test"), det.stride, det.multiple, det.device)
+    images = collect(det.model, open_dataset(SIRST, "test"), det.stride, det.multiple, det.device,
+                     noise_floor=det.noise_floor, suppress_from=det.operating_threshold)
     assert point_counts(images, det.threshold)["f1"] >= MIN_TEST_F1[variant]
 
 
@@ -90,4 +91,6 @@ def test_batch_of_mixed_sizes_matches_single_frames():
     batch = det.predict_batch([a, b])
     for frame, got in zip([a, b], batch):
         single = det.predict(frame)
-        assert np.allclose(single.xy, got.xy, atol=1e-3)
+        # same detections, same coordinates; a target 19 px from b's right edge sees b padded to 256 px wide
+        # alone and to 320 px in the batch, which moves it by hundredths of a pixel (0.03 measured)
+        assert len(single) == len(got) and np.allclose(single.xy, got.xy, atol=0.1)
