@@ -49,12 +49,27 @@ def plot_all(curves: dict[str, dict[str, list[dict]]], thresholds: dict[str, flo
     plt.close(fig)
 
 
+def previous(path: Path, det) -> dict | None:
+    """An earlier run's report for the same weights file and threshold, if there is one."""
+    import json
+
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    same = report.get("weights") == det.meta["path"] and report.get("threshold") == det.threshold
+    return report if same else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", nargs="+", default=["fast", "hrnet"], help="shipped variants or checkpoint paths")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--out", default="runs/datasets")
     ap.add_argument("--every", type=int, default=10, help="halmstad-ir: every n-th frame")
+    ap.add_argument("--reuse", action="store_true",
+                    help="take a (variant, dataset) pair's metrics.json from an earlier run into the same --out "
+                         "instead of scoring it again (same weights only: the file records them)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
@@ -74,8 +89,10 @@ def main() -> None:
             if not (data / folder).is_dir():
                 print(f"note: {data / folder} absent, {name} skipped", file=sys.stderr)
                 continue
-            samples = open_dataset(data / folder, split, args.every)
-            report = run_eval(det, samples, str(data / folder), split, out / f"{label}-{folder}")
+            report = previous(out / f"{label}-{folder}" / "metrics.json", det) if args.reuse else None
+            if report is None:
+                samples = open_dataset(data / folder, split, args.every)
+                report = run_eval(det, samples, str(data / folder), split, out / f"{label}-{folder}")
             p = report["point"]
             rec = {"variant": label, "dataset": name, "images": report["images"], "targets": report["targets"],
                    "threshold": det.threshold, **{k: p[k] for k in ("precision", "recall", "f1", "fp_per_mpx")},
