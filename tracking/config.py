@@ -82,7 +82,7 @@ class TrackerConfig(BaseModel):
                                  description="Detections scoring at least this mark their place as seen: static "
                                              "clutter whose score hovers about high_score is not new when it "
                                              "crosses it.")
-    novel_hits: int = Field(6, ge=1, le=500,
+    novel_hits: int = Field(10, ge=1, le=500,
                             description="Hits a track new to the scene needs (and confirm_hits of the last "
                                         "confirm_window) to alert without moving; places where detections are "
                                         "always present (hot pixels, static clutter, OSD text) are never new.")
