@@ -108,13 +108,13 @@ def _one_error_line(capsys, argv: list[str]) -> str:
 def test_labels_that_do_not_match_the_video_are_one_line(tmp_path, capsys):
     root = _video_dataset(tmp_path / "ds", label_frames=range(0, 40, 4))
     line = _one_error_line(capsys, ["eval", "--data", str(root), "--split", "val"])
-    assert "do not match the video" in line
+    assert "labels and video do not match" in line
 
 
 def test_a_missing_split_file_is_one_line(tmp_path, capsys):
     root = _video_dataset(tmp_path / "ds")
     line = _one_error_line(capsys, ["eval", "--data", str(root), "--split", "test"])
-    assert "no list for split 'test'" in line
+    assert "no split 'test'" in line
 
 
 def test_an_empty_folder_is_one_line(tmp_path, capsys):
