@@ -4,6 +4,7 @@ sequence and per class, the share of targets alerted, frames to alert, false `ne
     python benchmarks/real_video.py                        # all 53 val sequences, shipped weights
     python benchmarks/real_video.py --limit 10 --set tracker.confirm_hits=4
     python benchmarks/real_video.py --config configs/replay.yaml --json runs/real_video.json
+    python benchmarks/real_video.py --false-alerts runs/false_alerts.png   # a picture of every false `new`
 
 Each sequence runs through `pipeline.replay` (the same graph as `python -m pipeline replay`). The detector's
 output per frame is kept on disk (`--cache`, one file per sequence and weights file, keyed by the weights'
@@ -110,6 +111,44 @@ def sequence_row(report: dict) -> dict[str, Any]:
             **{k: m.get(k) for k, _ in COLUMNS[3:]}, "error": report.get("error")}
 
 
+def write_false_alerts(png: str, alerts: list[tuple[str, str, int, float, float]], half: int = 32,
+                       zoom: int = 3, columns: int = 4) -> None:
+    """One tile per false `new` (sequence path, name, frame, x, y): the 2*half px around it, zoomed, a red
+    ring where it alerted, green boxes on the labelled targets, the sequence and frame written below."""
+    import cv2
+
+    from tracking.sequences import open_sequence
+
+    tiles = []
+    for path, name, frame, x, y in alerts:
+        seq = open_sequence(path)
+        grey = next(img for i, img in seq.frames() if i == frame)
+        h, w = grey.shape
+        x0, y0 = int(np.clip(round(x) - half, 0, max(0, w - 2 * half))), int(np.clip(round(y) - half, 0, max(0, h - 2 * half)))
+        crop = np.zeros((2 * half, 2 * half), grey.dtype)
+        part = grey[y0:y0 + 2 * half, x0:x0 + 2 * half]
+        crop[:part.shape[0], :part.shape[1]] = part
+        tile = cv2.cvtColor(cv2.resize(crop, None, fx=zoom, fy=zoom,
+                                       interpolation=cv2.INTER_NEAREST), cv2.COLOR_GRAY2BGR)
+        to_tile = lambda px, py: (int(round((px - x0 + 0.5) * zoom)), int(round((py - y0 + 0.5) * zoom)))  # noqa: E731
+        cv2.circle(tile, to_tile(x, y), 4 * zoom, (0, 0, 255), 1)
+        if seq.gt is not None:
+            for j in seq.gt.at(frame):
+                (cx, cy), (bw, bh) = seq.gt.xy[j], seq.gt.wh[j]
+                cv2.rectangle(tile, to_tile(cx - bw / 2, cy - bh / 2), to_tile(cx + bw / 2, cy + bh / 2), (0, 255, 0), 1)
+        label = np.zeros((18, tile.shape[1], 3), np.uint8)
+        cv2.putText(label, f"{name} f{frame}", (3, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1)
+        tiles.append(np.vstack([tile, label]))
+    if not tiles:
+        return
+    blank = np.zeros_like(tiles[0])
+    tiles += [blank] * (-len(tiles) % columns)
+    sheet = np.vstack([np.hstack(tiles[i:i + columns]) for i in range(0, len(tiles), columns)])
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(png, sheet)
+    print(f"{len(alerts)} false `new` pictured in {png}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(DATA), help="halmstad-ir folder (default: ../shared/data/halmstad-ir)")
@@ -120,6 +159,8 @@ def main() -> None:
     ap.add_argument("--weights", help="detector weights (default: the config's, else shipped)")
     ap.add_argument("--cache", default=str(CACHE), help="folder for cached detections ('' : no cache)")
     ap.add_argument("--json", help="write all figures to this JSON file")
+    ap.add_argument("--false-alerts", metavar="PNG", help="write a picture of every false `new`: the frame "
+                    "around it (red ring) with the labelled targets (green boxes)")
     a = ap.parse_args()
     from detector import Detector
     from detector.checkpoint import resolve_weights
@@ -147,9 +188,11 @@ def main() -> None:
         cached.append(det)
         return det
 
-    rows = []
+    rows, false_alerts = [], []
 
     def on_report(report: dict) -> None:
+        for frame, x, y in (report.get("metrics") or {}).get("false_new_at", []):
+            false_alerts.append((report["path"], report["sequence"], frame, x, y))
         while cached:
             cached.pop().save()
         row = sequence_row(report)
@@ -174,6 +217,8 @@ def main() -> None:
     print(f"\nacceptance (alerted >= 95 %, false/h <= 20, median frames to alert <= 10, mean HOTA >= 0.65): "
           f"{'PASS' if all(checks.values()) else 'FAIL'} " + " ".join(f"{k}={'ok' if v else 'no'}" for k, v in checks.items()))
     emit({"summary": s, "by_class": out["by_class"], "pass": all(checks.values())})
+    if a.false_alerts:
+        write_false_alerts(a.false_alerts, false_alerts)
     write_json(a.json, {"summary": s, "by_class": out["by_class"], "sequences": rows, "pass": all(checks.values()),
                         "overrides": overrides})
     if code:

@@ -98,10 +98,11 @@ def alert_metrics(gt: MotRows, events: Iterable[TrackEvent], num_frames: int, fp
     """Alert-level figures from `new` events (`TrackEvent`s, or the pipeline's `Alert`s: anything with
     `event`, `frame_index`, `x`, `y`): share of true targets alerted, frames from a target's first
     appearance to its first `new`, false `new` per hour of video (a `new` within no target's gate in its
-    frame), `new` per alerted target."""
+    frame, each listed in `false_new_at` as [frame, x, y]), `new` per alerted target."""
     first = {int(i): int(gt.frame[gt.id == i].min()) for i in np.unique(gt.id)}
     alerted: dict[int, int] = {}
     true_new = false_new = 0
+    false_at: list[list[float]] = []
     for e in events:
         if e.event != "new":
             continue
@@ -114,6 +115,7 @@ def alert_metrics(gt: MotRows, events: Iterable[TrackEvent], num_frames: int, fp
             alerted.setdefault(tid, e.frame_index)
         else:
             false_new += 1
+            false_at.append([int(e.frame_index), round(float(e.x), 1), round(float(e.y), 1)])
     lat = [alerted[t] - first[t] for t in alerted]
     hours = num_frames / fps / 3600.0
     return {"targets": len(first), "targets_alerted": len(alerted),
@@ -123,7 +125,7 @@ def alert_metrics(gt: MotRows, events: Iterable[TrackEvent], num_frames: int, fp
             "new_true": true_new, "new_false": false_new,
             "false_new_per_hour": false_new / hours if hours else float("nan"),
             "new_per_target": true_new / len(alerted) if alerted else float("nan"),
-            "latencies": lat, "hours": hours}
+            "latencies": lat, "hours": hours, "false_new_at": false_at}
 
 
 def summarize(results: Seq[dict]) -> dict[str, float]:
