@@ -206,7 +206,7 @@ def hop_latency(url: str, kind: str, images: list[np.ndarray], n: int, rate: flo
     proc.start()
     assert q.get(timeout=300) == "ready"
     writer = StreamWriter(client, stream, 10_000, threading.Event())
-    dets = Detections(np.random.default_rng(0).uniform(0, 500, (4, 2)), np.full((4, 2), 3.0), np.full(4, 0.8))
+    dets = Detections.from_xywh(np.random.default_rng(0).uniform(0, 500, (4, 2)), np.full((4, 2), 3.0), np.full(4, 0.8))
     encode_s = []
     for i in range(n):
         t_next = time.perf_counter() + 1 / rate

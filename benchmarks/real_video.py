@@ -47,7 +47,7 @@ def detector_digest(weights: Path) -> str:
 
     code = Path(detector.__file__).parent
     h = hashlib.sha256(file_sha256(weights).encode())
-    for name in ("inference.py", "predict.py"):
+    for name in ("inference.py", "predict.py", "detections.py"):
         h.update((code / name).read_bytes())
     return h.hexdigest()[:16]
 
@@ -68,7 +68,7 @@ class CachedDetector:
                 ends = np.cumsum(z["counts"])
                 for key, end, n in zip(z["keys"], ends, z["counts"]):
                     s = slice(end - n, end)
-                    self.entries[bytes(key)] = Detections(z["xy"][s], z["wh"][s], z["score"][s])
+                    self.entries[bytes(key)] = Detections(z["xy"][s], z["ltrb"][s], z["score"][s])
 
     @staticmethod
     def key(image: np.ndarray) -> bytes:
@@ -92,7 +92,7 @@ class CachedDetector:
         tmp = self.path.with_suffix(".tmp.npz")
         np.savez(tmp, keys=np.array([np.frombuffer(k, np.uint8) for k in self.entries]),
                  counts=np.array([len(d) for d in dets], np.int64),
-                 xy=np.concatenate([d.xy for d in dets]), wh=np.concatenate([d.wh for d in dets]),
+                 xy=np.concatenate([d.xy for d in dets]), ltrb=np.concatenate([d.ltrb for d in dets]),
                  score=np.concatenate([d.score for d in dets]))
         tmp.replace(self.path)
         self.dirty = False

@@ -67,7 +67,7 @@ class OracleDetector:
             xy.append(pts + rng.normal(0, 0.2, pts.shape))
             score.append(rng.uniform(0.5, 0.9, len(pts)))
         xy, score = np.concatenate(xy), np.concatenate(score)
-        return Detections(xy, np.full((len(xy), 2), 3.0), score)
+        return Detections.from_xywh(xy, np.full((len(xy), 2), 3.0), score)
 
 
 def run_one(seq, detector, kind: str, cfg: TrackerConfig, ego: bool, seed: int, batch: int = 16):
@@ -80,8 +80,8 @@ def run_one(seq, detector, kind: str, cfg: TrackerConfig, ego: bool, seed: int, 
     frames = list(seq.frames())
     for s in range(0, len(frames), batch):
         chunk = frames[s:s + batch]
-        dets = [oracle.predict(i) for i, _ in chunk] if oracle else [
-            d.detections for d in detector.decode_batch([f for _, f in chunk], threshold=cfg.low_score)]
+        dets = [oracle.predict(i) for i, _ in chunk] if oracle else \
+            detector.predict_batch([f for _, f in chunk], threshold=cfg.low_score)
         for (i, frame), d in zip(chunk, dets):
             events += tracker.update(d, i, (i - 1) / seq.fps, scene.update(frame) if ego else None)
             rows.append((i, tracker.active_tracks()))

@@ -30,11 +30,10 @@ def collect(model: nn.Module | Callable, samples: list[Sample], stride: int, mul
     out = []
     for i in tqdm(range(0, len(samples), batch), "eval", unit="batch", leave=False, disable=None if progress else True):
         chunk = samples[i:i + batch]
-        decoded = run(model, [s.image for s in chunk], stride, multiple, LOW_THRESHOLD, device, noise_floor=noise_floor,
-                      suppress_from=suppress_from)
-        for s, d in zip(chunk, decoded):
-            out.append(ImageResult(d.detections.xy.astype(float), d.detections.score, d.boxes,
-                                   s.centroids, s.boxes, s.image.shape, s.gates))
+        dets = run(model, [s.image for s in chunk], stride, multiple, LOW_THRESHOLD, device, noise_floor=noise_floor,
+                   suppress_from=suppress_from)
+        for s, d in zip(chunk, dets):
+            out.append(ImageResult(d.xy.astype(float), d.score, d.xyxy, s.centroids, s.boxes, s.image.shape, s.gates))
     return out
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -13,14 +12,6 @@ from .detections import Detections
 from .encoding import to_pixel
 from .imageio import NOISE_FLOOR, normalize, to_grey
 from .peaks import extract_peaks, extract_peaks_cupy, extract_peaks_numpy
-
-
-@dataclass
-class Decoded:
-    """Detections of one frame plus their ltrb boxes (x1, y1, x2, y2, pixel-border coordinates)."""
-
-    detections: Detections
-    boxes: np.ndarray
 
 
 def to_batch(frames: list[np.ndarray], multiple: int, noise_floor: float = NOISE_FLOOR
@@ -68,8 +59,9 @@ def inside_stronger_box(x: np.ndarray, y: np.ndarray, boxes: np.ndarray, scores:
 
 
 def decode(outputs: dict[str, torch.Tensor], sizes: list[tuple[int, int]], stride: int, threshold: float,
-           top_k: int = 100, suppress_from: float | None = None) -> list[Decoded]:
-    """Peaks of each heatmap -> centroids (cell + offset) and ltrb boxes, in pixels; peaks in padding dropped."""
+           top_k: int = 100, suppress_from: float | None = None) -> list[Detections]:
+    """Peaks of each heatmap -> `Detections` (centroids: cell + offset; the predicted ltrb box extents), in
+    pixels, one per frame; peaks in padding dropped."""
     heat = outputs["heatmap"].float()
     if heat.device.type == "cpu":  # peaks of the logits (sigmoid is monotonic); only the peaks' scores are
         # squashed: no pass over the whole map, and no torch kernel waking its thread pool per frame
@@ -93,18 +85,16 @@ def decode(outputs: dict[str, torch.Tensor], sizes: list[tuple[int, int]], strid
         x = to_pixel(cells[:, 1] + off[:, 0], stride)
         y = to_pixel(cells[:, 0] + off[:, 1], stride)
         keep = (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)
-        x, y, ltrb, s = x[keep], y[keep], ltrb[keep] * stride, scores[keep]
-        boxes = np.stack([x - ltrb[:, 0], y - ltrb[:, 1], x + ltrb[:, 2], y + ltrb[:, 3]], 1) if len(x) else np.zeros((0, 4))
-        keep = inside_stronger_box(x, y, boxes, s, threshold if suppress_from is None else suppress_from)
-        x, y, ltrb, s, boxes = x[keep], y[keep], ltrb[keep], s[keep], boxes[keep]
-        dets = Detections(np.stack([x, y], 1), np.stack([ltrb[:, 0] + ltrb[:, 2], ltrb[:, 1] + ltrb[:, 3]], 1), s)
-        results.append(Decoded(dets, boxes.astype(np.float32)))
+        dets = Detections(np.stack([x[keep], y[keep]], 1), ltrb[keep] * stride, scores[keep])
+        x, y = dets.xy.T.astype(np.float64)
+        results.append(dets[inside_stronger_box(x, y, dets.xyxy, dets.score, threshold if suppress_from is None
+                                                else suppress_from)])
     return results
 
 
 def run(forward: Callable[[torch.Tensor], dict[str, torch.Tensor]], frames: list[np.ndarray], stride: int,
         multiple: int, threshold: float, device: torch.device, top_k: int = 100, timings: dict | None = None,
-        noise_floor: float = NOISE_FLOOR, suppress_from: float | None = None) -> list[Decoded]:
+        noise_floor: float = NOISE_FLOOR, suppress_from: float | None = None) -> list[Detections]:
     """Forward (a model or a `runtime` runner) + decode for a batch of frames of any sizes."""
     t0 = time.perf_counter()
     batch, sizes = to_batch(frames, multiple, noise_floor)

@@ -10,7 +10,7 @@ from .checkpoint import load_checkpoint
 from .detections import Detections
 from .errors import DetectorError
 from .imageio import checkpoint_noise_floor
-from .inference import Decoded, run
+from .inference import run
 from .runtime import make_runner
 
 
@@ -31,7 +31,7 @@ class Detector:
     """A loaded model with its preprocessing and operating threshold.
 
     >>> det = Detector.load()            # shipped default weights (variant 'fast')
-    >>> dets = det.predict(frame)        # Detections: xy centroids, wh, score
+    >>> dets = det.predict(frame)        # Detections: xy centroids, ltrb box extents, score
 
     `runtime` ('auto': ONNX Runtime on a CPU, torch on CUDA) and `precision` ('auto': fp32 on a CPU, fp16
     on CUDA; 'int8': the checkpoint's calibrated int8 model, `detector.quantize`) choose how the model runs; `model` stays the trained torch module (training, evaluation).
@@ -64,13 +64,10 @@ class Detector:
     def predict(self, frame: np.ndarray) -> Detections:
         return self.predict_batch([frame])[0]
 
-    def predict_batch(self, frames: list[np.ndarray], timings: dict | None = None) -> list[Detections]:
-        """Detect in several frames (any sizes, 8/16-bit grey or colour) in one forward pass."""
-        return [d.detections for d in self.decode_batch(frames, timings=timings)]
-
-    def decode_batch(self, frames: list[np.ndarray], threshold: float | None = None,
-                     timings: dict | None = None) -> list[Decoded]:
-        """Like `predict_batch`, also returning ltrb boxes; `threshold` overrides the operating one."""
+    def predict_batch(self, frames: list[np.ndarray], timings: dict | None = None, threshold: float | None = None
+                      ) -> list[Detections]:
+        """Detect in several frames (any sizes, 8/16-bit grey or colour) in one forward pass; `threshold`
+        overrides the operating one (a tracker's `low_score`)."""
         if not frames:
             return []
         thr = self.threshold if threshold is None else threshold

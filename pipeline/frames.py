@@ -8,6 +8,7 @@ import numpy as np
 from detector.detections import Detections
 from pipeline.alerts import Alert
 from tracking.egomotion import SceneOffset
+from tracking.tracks import Tracks
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,12 +46,12 @@ class DetectedFrame:
 
 @dataclass(frozen=True, eq=False)
 class TrackedFrame:
-    """A frame after tracking: its detections, the alerts it produced and the live tracks' positions."""
+    """A frame after tracking: its detections, the alerts it produced and the confirmed live tracks."""
 
     frame: Frame
     detections: Detections
     alerts: list[Alert]
-    tracks: list[tuple[int, float, float]]  # (track_id, x, y) of confirmed live tracks
+    tracks: Tracks
     timings: dict[str, float] = field(default_factory=dict)  # per stage, seconds (see `Frame`)
 
 

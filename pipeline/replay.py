@@ -13,6 +13,7 @@ from pipeline.config import ConfigError, PipelineConfig, SequenceSource, load_co
 from pipeline.frames import TrackedFrame
 from pipeline.graph import Pipeline
 from pipeline.sinks.base import Sink
+from tracking.tracks import Tracks
 
 BUILTIN = {"cameras": {"replay": {"source": {"type": "sequence", "path": "."}}}, "metrics": {"port": None}}
 
@@ -25,7 +26,7 @@ class RecordingSink(Sink):
     def __init__(self, progress=None) -> None:
         super().__init__(None)
         self.alerts: list[Alert] = []
-        self.rows: list[tuple[int, list]] = []
+        self.rows: list[tuple[int, Tracks]] = []
         self.frames = 0
         self.progress = progress
 
@@ -34,7 +35,7 @@ class RecordingSink(Sink):
 
     def on_frame(self, record: TrackedFrame) -> None:
         self.frames += 1
-        self.rows.append((record.frame.index, list(record.tracks)))
+        self.rows.append((record.frame.index, record.tracks))
         if self.progress is not None:
             self.progress.update(1)
 

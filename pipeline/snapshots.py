@@ -121,11 +121,12 @@ class Snapshotter:
 
     def _frame(self, record: TrackedFrame) -> list[Any]:
         cam = record.frame.camera
-        for t in record.tracks:
-            if getattr(t, "misses", 0) == 0:
-                best = self.best.get((cam, t.id))
-                if best is None or t.score > best.score:
-                    self.best[(cam, t.id)] = _Moment(float(t.score), record.frame, t.x, t.y, t.w, t.h)
+        seen = record.tracks[record.tracks.misses == 0]
+        for tid, score, (x, y), (w, h) in zip(seen.track_id.tolist(), seen.score.tolist(), seen.xy.tolist(),
+                                              seen.wh.tolist()):
+            best = self.best.get((cam, tid))
+            if best is None or score > best.score:
+                self.best[(cam, tid)] = _Moment(score, record.frame, x, y, w, h)
         if not record.alerts:
             return [record]
         snaps, alerts = self._alerts(cam, record.alerts, record.frame)

@@ -203,12 +203,21 @@ class FakeDetector:
             a = f.astype(np.float32) * (1.0 if f.dtype == np.uint8 else 255.0 / 65535.0)
             peaks = (a == maximum_filter(a, size=5)) & (a > self.threshold)
             ys, xs = np.nonzero(peaks)
-            out.append(Detections(np.stack([xs, ys], 1).astype(np.float32), np.full((len(xs), 2), 3.0),
-                                  np.clip(a[ys, xs] / 255.0, 0, 1)))
+            out.append(Detections.from_xywh(np.stack([xs, ys], 1).astype(np.float32), np.full((len(xs), 2), 3.0),
+                                            np.clip(a[ys, xs] / 255.0, 0, 1)))
         if timings is not None:
             timings["inference"] = time.perf_counter() - t0
             timings["peaks"] = 0.0
         return out
+
+
+def one_track(track_id: int, x: float, y: float, score: float, last_frame: int = 1):
+    """`Tracker.active_tracks()` holding one confirmed 3x3 px track seen at `last_frame`."""
+    from tracking.tracks import Tracks
+
+    return Tracks(xy=[[x, y]], ltrb=[[1.5] * 4], score=[score], track_id=[track_id], vxy=[[1.0, 0.0]],
+                  top_score=[score], hits=[last_frame], age=[last_frame], misses=[0], first_frame=[1],
+                  last_frame=[last_frame])
 
 
 @pytest.fixture

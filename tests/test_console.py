@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from common import free_port, wait_port
-from conftest import REPO, FakeDetector, pipeline_env
+from conftest import REPO, FakeDetector, one_track, pipeline_env
 from pipeline.alerts import Alert
 from pipeline.config import SnapshotConfig, parse_config
 from pipeline.frames import Frame, Snapshot, TrackedFrame
@@ -49,11 +49,6 @@ def read_jsonl(path: Path) -> list[dict]:
 
 # ---------------------------------------------------------------- snapshots
 
-class _Track:
-    def __init__(self, tid, x, y, score, misses=0):
-        self.id, self.x, self.y, self.w, self.h, self.score, self.misses = tid, x, y, 3.0, 3.0, score, misses
-
-
 def _frame(index: int, x: float, y: float) -> Frame:
     image = np.full((128, 160), 40, np.uint8)
     image[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2] = 200
@@ -62,7 +57,7 @@ def _frame(index: int, x: float, y: float) -> Frame:
 
 def _record(index, x, y, score, alerts):
     from detector.detections import Detections
-    return TrackedFrame(_frame(index, x, y), Detections.empty(), alerts, [_Track(7, x, y, score)])
+    return TrackedFrame(_frame(index, x, y), Detections.empty(), alerts, one_track(7, x, y, score))
 
 
 def _alert(event, index, x, y, score):

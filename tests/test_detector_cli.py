@@ -72,7 +72,8 @@ def test_predict_writes_one_json_line_per_image(trained, dataset, tmp_path):
     assert set(rows[0]) == {"image", "width", "height", "detections"}
     assert (rows[0]["width"], rows[0]["height"]) == (80, 64)
     for d in rows[0]["detections"]:
-        assert set(d) == {"x", "y", "w", "h", "score"}
+        assert set(d) == {"x", "y", "x1", "y1", "x2", "y2", "score"}
+        assert d["x1"] <= d["x"] <= d["x2"] and d["y1"] <= d["y"] <= d["y2"]  # extents are non-negative
 
 
 def test_eval_writes_json_and_pr_curve(trained, dataset, tmp_path):

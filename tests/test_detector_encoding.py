@@ -51,14 +51,14 @@ def test_decoded_centroid_comes_back_within_a_tenth_of_a_pixel(seed):
     boxes = np.concatenate([np.floor(cents - 1.5), np.floor(cents + 2.5)], 1)
     t = encode_targets(cents, boxes, (64, 64), 2)
     d = decode(_as_outputs(t), [(128, 128)], 2, 0.5)[0]
-    assert len(d.detections) == 3
+    assert len(d) == 3
     for c in cents:
-        err = np.linalg.norm(d.detections.xy - c, axis=1).min()
+        err = np.linalg.norm(d.xy - c, axis=1).min()
         assert err < 0.1
     # boxes decode to the true pixel borders
     for b in boxes:
         border = np.array([b[0] - 0.5, b[1] - 0.5, b[2] + 0.5, b[3] + 0.5])
-        assert np.abs(d.boxes - border).sum(1).min() < 1e-3
+        assert np.abs(d.xyxy - border).sum(1).min() < 1e-3
 
 
 def test_overlapping_targets_combine_by_maximum():

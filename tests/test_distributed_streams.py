@@ -27,7 +27,7 @@ def frame(i: int, cam: str = "c", dtype=np.uint16, shape=(37, 53)) -> Frame:
 
 
 def det(i: int, cam: str = "c") -> DetectedFrame:
-    return DetectedFrame(frame(i, cam, np.uint8, (4, 6)), Detections([[i, 2.5]], [[3, 3]], [0.75]))
+    return DetectedFrame(frame(i, cam, np.uint8, (4, 6)), Detections([[i, 2.5]], [[1.0, 2.0, 1.5, 0.5]], [0.75]))
 
 
 def env(seq: int, cam: str = "c", run: int = 1, live: bool = False) -> Envelope:
@@ -51,6 +51,12 @@ def test_detections_and_end_codec():
     back, _ = decode(encode_detected(d, env(1)))
     assert isinstance(back, DetectedFrame) and back.frame.size == (6, 4) and back.frame.index == 4
     assert np.array_equal(back.detections.xy, d.detections.xy) and np.array_equal(back.detections.score, [0.75])
+    assert np.array_equal(back.detections.ltrb, [[1.0, 2.0, 1.5, 0.5]])  # the asymmetric box, as predicted
+    fields = encode_detected(d, env(1))
+    fields[b"wh"] = np.array([[3, 2]], "<f4").tobytes()  # an entry of a worker from before the ltrb field
+    del fields[b"ltrb"]
+    old, _ = decode(fields)
+    assert np.array_equal(old.detections.xyxy, [[2.5, 1.5, 5.5, 3.5]])
     end, _ = decode(encode_detected(EndOfStream("c", 9, 0.36, "boom"), env(10)))
     assert end == EndOfStream("c", 9, 0.36, "boom")
     empty, _ = decode(encode_detected(DetectedFrame(d.frame, Detections()), env(2)))

@@ -7,13 +7,12 @@ import logging
 
 import numpy as np
 
-from conftest import FakeDetector, make_clip
+from conftest import FakeDetector, make_clip, one_track
 from detector.detections import Detections
 from pipeline.config import parse_config
 from pipeline.frames import Frame, TrackedFrame
 from pipeline.graph import Pipeline
 from pipeline.sinks.video import annotate
-from tracking.tracker import TrackState
 
 
 def test_live_run_logs_status_lines_and_every_run_ends_with_a_summary(tmp_path, caplog):
@@ -45,8 +44,7 @@ def test_lossless_run_logs_no_status_lines(clip, caplog):
 def _record(index: int, captured_at: float = 1e9, timestamp: float = 0.0) -> TrackedFrame:
     image = np.zeros((512, 640), np.uint8)
     frame = Frame("cam", index, (index - 1) / 25, captured_at, timestamp, image)
-    track = TrackState(7, 80.0, 64.0, 1.0, 0.0, 3.0, 3.0, 0.81, 0.9, 5, 5, 0, 1, index)
-    return TrackedFrame(frame, Detections(np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0)), [], [track])
+    return TrackedFrame(frame, Detections.empty(), [], one_track(7, 80.0, 64.0, 0.81, index))
 
 
 def _drawn(rgb: np.ndarray, rows: slice, cols: slice) -> int:

@@ -30,7 +30,7 @@ def test_bad_polygons_are_one_line_naming_the_camera(tmp_path):
 
 
 def test_zone_filter_drops_masked_and_outside_zone_detections():
-    d = Detections([[5, 5], [50, 50], [100, 20]], np.full((3, 2), 3.0), [0.9, 0.9, 0.9])
+    d = Detections.from_xywh([[5, 5], [50, 50], [100, 20]], np.full((3, 2), 3.0), [0.9, 0.9, 0.9])
     mask = [[(0, 0), (20, 0), (20, 20), (0, 20)]]
     assert ZoneFilter(mask, None, (160, 128))(d).xy.tolist() == [[50, 50], [100, 20]]
     zone = [[(30, 30), (159, 30), (159, 127), (30, 127)]]

@@ -9,6 +9,7 @@ from trackeval.datasets import MotChallenge2DBox
 from tracking import TrackEvent
 from tracking.mot_scores import alert_metrics, detection_prf, evaluate, point_similarity, tracking_metrics
 from tracking.motchallenge import MotRows, read_rows, write_gt, write_seqinfo, write_tracks
+from tracking.tracks import Tracks
 
 N_FRAMES = 60
 
@@ -98,9 +99,17 @@ def test_perfect_output_and_detection_prf():
     assert detection_prf(gt, shifted, N_FRAMES)["det_R"] == 0.0
     per_frame = [gt.xy[gt.at(f)] + [2.5, 0] for f in range(1, N_FRAMES + 1)]  # within it, list input
     assert detection_prf(gt, per_frame, N_FRAMES)["det_F1"] == 1.0
-    as_lists = [(f, [(int(i), x, y) for i, (x, y) in zip(gt.id[gt.at(f)], gt.xy[gt.at(f)])])
-                for f in range(1, N_FRAMES + 1)]
-    assert tracking_metrics(gt, as_lists, N_FRAMES)["IDF1"] == 1.0
+    def tracks(f: int) -> Tracks:  # what `Tracker.active_tracks()` gives
+        i = gt.at(f)
+        ones = np.ones(len(i))
+        return Tracks(xy=gt.xy[i], ltrb=np.tile(gt.wh[i] / 2, 2), score=ones, track_id=gt.id[i],
+                      vxy=np.zeros((len(i), 2)), top_score=ones, hits=ones, age=ones, misses=0 * ones,
+                      first_frame=ones, last_frame=f * ones)
+
+    per_frame_tracks = [(f, tracks(f)) for f in range(1, N_FRAMES + 1)]
+    assert tracking_metrics(gt, per_frame_tracks, N_FRAMES)["IDF1"] == 1.0
+    rows = MotRows.from_tracks(per_frame_tracks)
+    assert len(rows) == len(gt) and np.allclose(rows.wh, gt.wh[np.lexsort((gt.id, gt.frame))])
 
 
 def test_alert_metrics():

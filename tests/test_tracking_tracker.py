@@ -14,7 +14,7 @@ SIZE = (320, 256)
 
 def dets(points, score=0.9) -> Detections:
     pts = np.asarray(points, float).reshape(-1, 2)
-    return Detections(pts, np.full((len(pts), 2), 3.0), np.full(len(pts), score))
+    return Detections.from_xywh(pts, np.full((len(pts), 2), 3.0), np.full(len(pts), score))
 
 
 def run(frames, tracker=None):
@@ -23,10 +23,11 @@ def run(frames, tracker=None):
     events, active = [], []
     for f, pts in enumerate(frames, start=1):
         pts = [p if len(p) == 3 else (*p, 0.9) for p in pts]
-        d = Detections([p[:2] for p in pts], np.full((len(pts), 2), 3.0), [p[2] for p in pts]) if pts \
+        d = Detections.from_xywh([p[:2] for p in pts], np.full((len(pts), 2), 3.0), [p[2] for p in pts]) if pts \
             else Detections.empty()
         events += tracker.update(d, f, f / 25.0)
-        active.append({t.id: (t.x, t.y) for t in tracker.active_tracks()})
+        t = tracker.active_tracks()
+        active.append(dict(zip(t.track_id.tolist(), map(tuple, t.xy.tolist()))))
     events += tracker.finish(len(frames), len(frames) / 25.0)
     return events, active
 
@@ -134,9 +135,10 @@ def test_velocity_and_position_estimates():
     tracker = Tracker(frame_size=SIZE)
     for f, pts in enumerate(frames, start=1):
         tracker.update(dets(pts), f, 0.0)
-    (t,) = tracker.active_tracks()
-    assert t.vx == pytest.approx(1.5, abs=0.05) and t.vy == pytest.approx(0.5, abs=0.05)
-    assert t.x == pytest.approx(30 + 1.5 * 19, abs=0.1)
+    t = tracker.active_tracks()
+    assert len(t) == 1
+    assert t.vxy[0] == pytest.approx([1.5, 0.5], abs=0.05)
+    assert t.xy[0, 0] == pytest.approx(30 + 1.5 * 19, abs=0.1)
 
 
 def test_config_validation_and_frame_order():
@@ -262,3 +264,39 @@ def test_slewing_background_does_not_alert(speed):
         assert abs(offsets[-1].x - truth[-1, 0]) < 0.02 * abs(truth[-1, 0])  # 0.5 px/frame at 45
     else:
         assert not any(o.measured for o in offsets[2:])
+
+
+def test_predicted_asymmetric_box_reaches_the_track_record():
+    """A decoded detection keeps the model's ltrb extents (x - l, y - t, x + r, y + b), and the track reports them."""
+    import torch
+
+    from detector.encoding import to_map
+    from detector.inference import decode
+
+    stride, cells, extents = 2, (64, 64), np.array([1.0, 0.5, 2.5, 1.5])  # l, t, r, b in cells: off-centre
+
+    def outputs(x: float, y: float) -> dict:
+        cx, cy = to_map(x, stride), to_map(y, stride)
+        u, v = round(cx), round(cy)
+        heat, off, ltrb = torch.full((1, 1, *cells), -10.0), torch.zeros(1, 2, *cells), torch.zeros(1, 4, *cells)
+        heat[0, 0, v, u] = 5.0
+        off[0, :, v, u] = torch.tensor([cx - u, cy - v])
+        ltrb[0, :, v, u] = torch.from_numpy(extents).float()
+        return {"heatmap": heat, "offset": off, "ltrb": ltrb}
+
+    l, t, r, b = extents * stride
+    tracker = Tracker(frame_size=(128, 128))
+    events = []
+    for f in range(1, 21):
+        x, y = 20.0 + 2.0 * f, 30.0 + 1.0 * f
+        d = decode(outputs(x, y), [(128, 128)], stride, 0.5)[0]
+        assert len(d) == 1 and np.allclose(d.xy, [[x, y]], atol=1e-4)
+        assert np.allclose(d.xyxy, [[x - l, y - t, x + r, y + b]], atol=1e-4)
+        assert np.allclose(d.wh, [[l + r, t + b]])
+        events += tracker.update(d, f, f / 25.0)
+    tracks = tracker.active_tracks()
+    assert len(tracks) == 1 and news(events) and news(events)[0].track_id == tracks.track_id[0]
+    (tx, ty), = tracks.xy
+    assert np.allclose(tracks.ltrb, [[l, t, r, b]], atol=1e-4)
+    assert np.allclose(tracks.xyxy, [[tx - l, ty - t, tx + r, ty + b]], atol=1e-4)
+    assert (news(events)[0].w, news(events)[0].h) == pytest.approx((l + r, t + b), abs=1e-4)  # alerts: the box size

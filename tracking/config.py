@@ -21,8 +21,9 @@ class TrackerConfig(BaseModel):
                               description="Std of an extended target's detections as a share of its (smoothed) box "
                                           "size: the detector's peak wanders over a helicopter or a near drone.")
     duplicate_extent: float = Field(2.0, ge=0.0, le=10.0,
-                                    description="A high-score detection within this many half boxes of one that "
-                                                "a track took (or of a better new one) is a second peak on the same "
+                                    description="A high-score detection within this many box extents (centroid "
+                                                "to edge, the larger of the two facing each other) of one that a "
+                                                "track took (or of a better new one) is a second peak on the same "
                                                 "object and starts no track (0: off).")
     process_std: float = Field(0.3, gt=0.0, le=20.0, description="Std of the random acceleration, px/frame^2.")
     init_velocity_std: float = Field(4.0, gt=0.0, le=100.0,
@@ -90,7 +91,8 @@ class TrackerConfig(BaseModel):
     update_interval: int = Field(10, ge=0, le=100000,
                                  description="Frames between 'update' events of a track (0: no update events).")
     box_smoothing: float = Field(0.3, gt=0.0, le=1.0,
-                                 description="Weight of a new detection in the exponential average of the box size.")
+                                 description="Weight of a new detection in the exponential average of the box "
+                                             "extents (centroid to each edge).")
 
     def fed_by(self, detector_threshold: float) -> "TrackerConfig":
         """This config fed by a detector whose operating threshold is `detector_threshold` (ByteTrack style).

@@ -37,7 +37,7 @@ def point_similarity(gt_xy: np.ndarray, tr_xy: np.ndarray, gate: np.ndarray | fl
 
 
 def as_rows(tracks: MotRows | Iterable) -> MotRows:
-    """Tracker output as `MotRows`: pass MotRows through, or build from `(frame, [(id, x, y) | track])` pairs."""
+    """Tracker output as `MotRows`: pass MotRows through, or build from `(frame, Tracks)` pairs."""
     return tracks if isinstance(tracks, MotRows) else MotRows.from_tracks(tracks)
 
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 import configparser
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .tracks import Tracks
 
 
 @dataclass
@@ -47,21 +50,14 @@ class MotRows:
         return cls(np.zeros(0), np.zeros(0), np.zeros((0, 2)), np.zeros((0, 2)))
 
     @classmethod
-    def from_tracks(cls, per_frame: Iterable[tuple[int, Iterable]]) -> "MotRows":
-        """From `(frame_index, tracks)` pairs where each track has id, x, y and optionally w, h, score
-        (e.g. `Tracker.active_tracks()`), or is a plain `(id, x, y)` tuple."""
-        rows = []
-        for frame, tracks in per_frame:
-            for t in tracks:
-                if isinstance(t, (tuple, list)):
-                    rows.append((frame, t[0], t[1], t[2], 1.0, 1.0, 1.0))
-                else:
-                    rows.append((frame, t.id, t.x, t.y, getattr(t, "w", 1.0), getattr(t, "h", 1.0),
-                                 getattr(t, "score", 1.0)))
-        if not rows:
+    def from_tracks(cls, per_frame: Iterable[tuple[int, Tracks]]) -> "MotRows":
+        """From `(frame_index, tracks)` pairs, `tracks` being `Tracker.active_tracks()` of that frame."""
+        pairs = [(frame, t) for frame, t in per_frame if len(t)]
+        if not pairs:
             return cls.empty()
-        a = np.asarray(rows, np.float64)
-        return cls(a[:, 0], a[:, 1], a[:, 2:4], a[:, 4:6], a[:, 6])
+        return cls(np.concatenate([np.full(len(t), frame) for frame, t in pairs]),
+                   np.concatenate([t.track_id for _, t in pairs]), np.concatenate([t.xy for _, t in pairs]),
+                   np.concatenate([t.wh for _, t in pairs]), np.concatenate([t.score for _, t in pairs]))
 
     def at(self, frame: int) -> np.ndarray:
         """Row indices of `frame`."""

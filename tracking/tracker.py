@@ -9,7 +9,6 @@ detections, never do."""
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Callable, Optional
 
@@ -20,8 +19,9 @@ from scipy.stats import chi2, f
 from . import kalman
 from .config import TrackerConfig
 from .events import EndReason, TrackEvent
+from .tracks import Tracks
 
-if TYPE_CHECKING:  # the detector package (and torch) is not needed to run the tracker
+if TYPE_CHECKING:  # types only
     from detector.detections import Detections
     from .egomotion import SceneOffset
 
@@ -74,30 +74,10 @@ class SceneHistory:
                     del grid[k]
 
 
-@dataclass(frozen=True)
-class TrackState:
-    """Snapshot of a confirmed live track (one MOTChallenge row per frame)."""
-
-    id: int
-    x: float
-    y: float
-    vx: float
-    vy: float
-    w: float
-    h: float
-    score: float
-    top_score: float
-    hits: int
-    age: int
-    misses: int
-    first_frame: int
-    last_frame: int
-
-
 class _Track:
     """Internal track: tentative until M-of-N hits and the motion check pass, then confirmed with a public id."""
 
-    def __init__(self, z: np.ndarray, wh: np.ndarray, score: float, frame: int, shift: np.ndarray,
+    def __init__(self, z: np.ndarray, ltrb: np.ndarray, score: float, frame: int, shift: np.ndarray,
                  cfg: TrackerConfig) -> None:
         self.kf = kalman.make_filter(float(z[0]), float(z[1]), cfg.measurement_std, cfg.init_velocity_std)
         self.id: Optional[int] = None
@@ -110,7 +90,7 @@ class _Track:
         self.hits, self.misses = 1, 0
         self.first_frame = self.last_frame = frame
         self.score = self.top_score = float(score)
-        self.wh = np.asarray(wh, float).copy()
+        self.ltrb = np.asarray(ltrb, float).copy()  # box extents about the centroid, smoothed over the hits
         self.last_event_frame = frame
         self.last_hit_state = self.kf.x.copy()
         self.new_to_scene = False  # set by the tracker from its `SceneHistory` when the track starts
@@ -121,7 +101,11 @@ class _Track:
     def confirmed(self) -> bool:
         return self.id is not None
 
-    def hit(self, z: np.ndarray, wh: np.ndarray, score: float, frame: int, shift: np.ndarray,
+    @property
+    def wh(self) -> np.ndarray:
+        return self.ltrb[:2] + self.ltrb[2:]
+
+    def hit(self, z: np.ndarray, ltrb: np.ndarray, score: float, frame: int, shift: np.ndarray,
             cfg: TrackerConfig) -> None:
         self.kf.update(np.asarray(z, float))
         self.hit_window.append(True)
@@ -133,7 +117,7 @@ class _Track:
         self.score = float(score)
         self.top_score = max(self.top_score, self.score)
         a = cfg.box_smoothing
-        self.wh = (1 - a) * self.wh + a * np.asarray(wh, float)
+        self.ltrb = (1 - a) * self.ltrb + a * np.asarray(ltrb, float)
         self.kf.R = np.eye(2) * self.measurement_var(cfg)
         self.last_hit_state = self.kf.x.copy()
 
@@ -162,12 +146,6 @@ class _Track:
 
     def speed_ok(self, cfg: TrackerConfig) -> bool:
         return float(np.hypot(*self.kf.x[2:])) <= cfg.max_speed
-
-    def state(self, frame: int) -> TrackState:
-        x, y, vx, vy = (float(v) for v in self.kf.x)
-        return TrackState(self.id or 0, x, y, vx, vy, float(self.wh[0]), float(self.wh[1]), self.score,
-                          self.top_score, self.hits, frame - self.first_frame + 1, self.misses,
-                          self.first_frame, self.last_frame)
 
 
 def _moves(p: np.ndarray, cfg: TrackerConfig, max_residual: float, threshold: Callable[[int], float]) -> bool:
@@ -237,11 +215,11 @@ class Tracker:
         if slewing:
             self._history.restart()
         if detections is None or len(detections) == 0:
-            xy, wh, score = np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0)
+            xy, ltrb, score = np.zeros((0, 2)), np.zeros((0, 4)), np.zeros(0)
         else:
             keep = np.asarray(detections.score) >= cfg.low_score
             xy = np.asarray(detections.xy, float)[keep]
-            wh = np.asarray(detections.wh, float)[keep]
+            ltrb = np.asarray(detections.ltrb, float)[keep]
             score = np.asarray(detections.score, float)[keep]
 
         for tr in self._tracks:
@@ -260,17 +238,17 @@ class Tracker:
         for i, tr in enumerate(self._tracks):
             if i in matches:
                 j = matches[i]
-                tr.hit(xy[j], wh[j], score[j], frame_index, self._shift, cfg)
+                tr.hit(xy[j], ltrb[j], score[j], frame_index, self._shift, cfg)
             else:
                 tr.miss()
 
         used = set(matches.values())
         fresh = [j for j in high if j not in used]
         fresh.sort(key=lambda j: (-score[j], xy[j, 0], xy[j, 1]))
-        fresh = self._not_on_others(fresh, sorted(used), xy, wh)
+        fresh = self._not_on_others(fresh, sorted(used), xy, ltrb)
         room = max(0, cfg.max_tracks - len(self._tracks))
         for j in fresh[:room]:
-            tr = _Track(xy[j], wh[j], score[j], frame_index, self._shift, cfg)
+            tr = _Track(xy[j], ltrb[j], score[j], frame_index, self._shift, cfg)
             tr.new_to_scene = self._history.is_new(xy[j], self._shift, frame_index)
             self._tracks.append(tr)
         self._history.add(xy[score >= cfg.novelty_score], self._shift, frame_index)
@@ -289,11 +267,17 @@ class Tracker:
         self._tracks = []
         return events
 
-    def active_tracks(self, include_coasting: bool = True) -> list[TrackState]:
-        """Confirmed live tracks at the last frame, by id (coasting ones too unless `include_coasting` is False)."""
+    def active_tracks(self) -> Tracks:
+        """Confirmed live tracks at the last frame (coasting ones too: `misses` > 0), by id."""
         frame = self._last_frame or 0
-        return [tr.state(frame) for tr in sorted((t for t in self._tracks if t.confirmed), key=lambda t: t.id)
-                if include_coasting or tr.misses == 0]
+        live = sorted((t for t in self._tracks if t.confirmed), key=lambda t: t.id)
+        if not live:
+            return Tracks()
+        return Tracks(xy=[t.kf.x[:2] for t in live], ltrb=[t.ltrb for t in live], score=[t.score for t in live],
+                      track_id=[t.id for t in live], vxy=[t.kf.x[2:] for t in live],
+                      top_score=[t.top_score for t in live], hits=[t.hits for t in live],
+                      age=[frame - t.first_frame + 1 for t in live], misses=[t.misses for t in live],
+                      first_frame=[t.first_frame for t in live], last_frame=[t.last_frame for t in live])
 
     # ---------------------------------------------------------------- internals
     def _associate(self, tracks: list[int], dets: np.ndarray, xy: np.ndarray, gate: float) -> dict[int, int]:
@@ -305,10 +289,11 @@ class Tracker:
         rows, cols = linear_sum_assignment(cost)
         return {tracks[r]: int(dets[c]) for r, c in zip(rows, cols) if cost[r, c] < _BIG}
 
-    def _not_on_others(self, fresh: list[int], used: list[int], xy: np.ndarray, wh: np.ndarray) -> list[int]:
+    def _not_on_others(self, fresh: list[int], used: list[int], xy: np.ndarray, ltrb: np.ndarray) -> list[int]:
         """The fresh detections (best first) that lie on no other object: an extended target (a helicopter, a
         near drone) gives several peaks, of which the one a track took, or the best fresh one, stands for it;
-        a detection within half the box of such a one (scaled by `duplicate_extent`) starts no track."""
+        a detection no farther from such a one, on each axis, than the larger of their box extents facing each
+        other (scaled by `duplicate_extent`) starts no track."""
         k = self.config.duplicate_extent
         if k == 0 or not fresh:
             return fresh
@@ -317,8 +302,9 @@ class Tracker:
         for j in fresh:
             if kept:
                 o = np.asarray(kept)
-                half = 0.5 * k * np.maximum(wh[o], wh[j])
-                if np.any(np.all(np.abs(xy[o] - xy[j]) <= half, axis=1)):
+                d = xy[j] - xy[o]  # j right of / below o: o's right / bottom extent faces j's left / top one
+                reach = np.where(d >= 0, np.maximum(ltrb[o, 2:], ltrb[j, :2]), np.maximum(ltrb[o, :2], ltrb[j, 2:]))
+                if np.any(np.all(np.abs(d) <= k * reach, axis=1)):
                     continue
             kept.append(j)
             out.append(j)

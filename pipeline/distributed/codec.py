@@ -82,7 +82,7 @@ def encode_detected(item: DetectedFrame | EndOfStream, env: Envelope) -> Fields:
         return _end(item, env)
     d = item.detections
     return {**_head(b"det", env), **_frame_meta(item.frame), b"n": str(len(d)).encode(),
-            b"xy": d.xy.astype("<f4").tobytes(), b"wh": d.wh.astype("<f4").tobytes(),
+            b"xy": d.xy.astype("<f4").tobytes(), b"ltrb": d.ltrb.astype("<f4").tobytes(),
             b"score": d.score.astype("<f4").tobytes()}
 
 
@@ -118,8 +118,9 @@ def decode(f: Fields) -> tuple[Record, Envelope]:
         return _frame(f, image.astype(dtype.newbyteorder("="), copy=False)), env
     if kind == b"det":
         n = int(f[b"n"])
-        dets = Detections(np.frombuffer(f[b"xy"], "<f4").reshape(n, 2), np.frombuffer(f[b"wh"], "<f4").reshape(n, 2),
-                          np.frombuffer(f[b"score"], "<f4").reshape(n))
+        xy, score = np.frombuffer(f[b"xy"], "<f4").reshape(n, 2), np.frombuffer(f[b"score"], "<f4").reshape(n)
+        dets = (Detections(xy, np.frombuffer(f[b"ltrb"], "<f4").reshape(n, 4), score) if b"ltrb" in f
+                else Detections.from_xywh(xy, np.frombuffer(f[b"wh"], "<f4").reshape(n, 2), score))  # an older worker's
         placeholder = np.broadcast_to(np.zeros((), dtype.newbyteorder("=")), shape)
         return DetectedFrame(_frame(f, placeholder), dets), env
     raise ValueError(f"unknown stream entry kind {kind!r}")

@@ -45,9 +45,9 @@ def _text(rgb: np.ndarray, text: str, org: tuple[int, int], color=TEXT, scale: f
 def annotate(rgb: np.ndarray, record: TrackedFrame) -> None:
     """Draw, in place: each track's id and score beside it, a header (camera, frame number, stream time, clock
     time for live sources) and a legend of the marks."""
-    f = record.frame
-    for t in record.tracks:
-        _text(rgb, f"{t.id} {t.score:.2f}", (int(t.x) + 8, int(t.y) - 6), TRACK)
+    f, t = record.frame, record.tracks
+    for tid, (x, y), score in zip(t.track_id.tolist(), t.xy.tolist(), t.score.tolist()):
+        _text(rgb, f"{tid} {score:.2f}", (int(x) + 8, int(y) - 6), TRACK)
     header = f"{f.camera}  frame {f.index}"
     if f.pts is not None:
         header += f"  t {f.pts:.2f} s"
@@ -78,10 +78,9 @@ class Annotator:
     def follow(self, record: TrackedFrame) -> None:
         """Extend the trails with this frame's tracks (without drawing)."""
         trails = self.trails[record.frame.camera]
-        live = set()
-        for t in record.tracks:
-            live.add(t.id)
-            trails.setdefault(t.id, deque(maxlen=max(1, self.trail))).append((float(t.x), float(t.y)))
+        live = record.tracks.track_id.tolist()
+        for tid, xy in zip(live, record.tracks.xy.tolist()):
+            trails.setdefault(tid, deque(maxlen=max(1, self.trail))).append(tuple(xy))
         for tid in [k for k in trails if k not in live]:
             del trails[tid]
 
@@ -98,11 +97,11 @@ class Annotator:
         for x, y in np.rint(record.detections.xy).astype(int):
             cv2.circle(canvas, (int(x), int(y)), 2, DETECTION, 1)
         trails = self.trails[cam]
-        for t in record.tracks:
-            trail = trails.get(t.id, ())
+        for tid, (x, y) in zip(record.tracks.track_id.tolist(), record.tracks.xy.tolist()):
+            trail = trails.get(tid, ())
             if self.trail and len(trail) > 1:
                 cv2.polylines(canvas, [np.rint(np.array(trail)).astype(np.int32)], False, TRAIL, 1)
-            cv2.circle(canvas, (round(t.x), round(t.y)), 5, TRACK, 1)
+            cv2.circle(canvas, (round(x), round(y)), 5, TRACK, 1)
         annotate(canvas, record)
         return canvas
 
