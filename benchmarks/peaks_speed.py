@@ -1,6 +1,7 @@
 """Peak extraction: torch vs NumPy on the CPU, and (on a GPU) the CuPy kernel vs torch on the device.
 
-    python benchmarks/peaks_speed.py [--threshold 0.1] [--targets 20] [--rounds 200] [--json out.json]
+    python benchmarks/peaks_speed.py [--device auto|cpu|cuda] [--threshold 0.1] [--targets 20] [--rounds 200]
+                                     [--json out.json]
 
 Heatmaps are those of 640x512 and 1280x1024 frames at the detectors' stride 2 (320x256 and 640x512 cells):
 a smooth low background (as the trained models produce) with `targets` Gaussian peaks, plus a flat
@@ -18,6 +19,7 @@ import torch
 from common import cli, emit, interleaved, machine, median_ms, table, write_json
 
 from detector.peaks import extract_peaks, extract_peaks_cupy, extract_peaks_numpy
+from detector.predict import pick_device
 
 FRAMES = ((640, 512), (1280, 1024))
 STRIDE = 2
@@ -44,20 +46,25 @@ def same(a: list[tuple[np.ndarray, np.ndarray]], b: list[tuple[np.ndarray, np.nd
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                    help="the CPU paths always; auto: the GPU paths too where CUDA is; cuda: insist on CUDA and CuPy")
     ap.add_argument("--threshold", type=float, default=0.1, help="the tracker's low_score, what the pipeline uses")
     ap.add_argument("--targets", type=int, default=20)
     ap.add_argument("--top-k", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    info = machine()
-    emit({"machine": info})
-    cuda = torch.cuda.is_available()
+    cuda = pick_device(args.device).type == "cuda"  # --device cuda without CUDA: one `error:` line
     try:
         import cupy  # noqa: F401
         have_cupy = cuda
     except ImportError:
+        if args.device == "cuda":
+            raise SystemExit("error: --device cuda measures the CuPy kernel, but CuPy is not installed "
+                             "(pip install '.[gpu]'; cupy-cuda13x on CUDA 13)") from None
         have_cupy = False
+    info = machine()
+    emit({"machine": info})
     thr, k = args.threshold, args.top_k
     rows: list[dict[str, Any]] = []
     for fw, fh in FRAMES:
