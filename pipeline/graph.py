@@ -205,11 +205,14 @@ class Pipeline:
 
         batch = detector_batch_size(detector, cfg.detector) if role is None else 1
         readers = []
+        # the readers normalise their frames for the detector in their own threads (the detect thread is the
+        # pipeline's critical path); a detector without `normalized` (a test's stub) normalises itself
+        normalize = getattr(detector, "normalized", None) if role is None else None
         for name in cameras if role in (None, "ingest") else []:
             cam = cfg.cameras[name]
             mux.add_camera(name, cam.live, max(cam.queue_size, batch))
             readers.append(CameraReader(name, cam, mux, self.health, self.metrics, self.stop_event,
-                                        cfg.run.ingest_nice))
+                                        cfg.run.ingest_nice, normalize))
         if role is None:
             detect = DetectStage(detector, mux, tracked, batch,
                                  cfg.detector.batch_timeout_ms / 1000, self.metrics)

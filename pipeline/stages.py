@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any, Callable
 
 from pipeline.alerts import Alert, AlertNumbering
@@ -47,7 +48,8 @@ class DetectStage:
             if frames:
                 timings: dict[str, float] = {}
                 t0 = time.perf_counter()
-                dets = self.detector.predict_batch([f.image for f in frames], timings)
+                dets = self.detector.predict_batch([f.image if f.normalized is None else f.normalized
+                                                    for f in frames], timings)
                 if len(dets) != len(frames):
                     raise RuntimeError(f"detector returned {len(dets)} results for {len(frames)} frames")
                 elapsed = time.perf_counter() - t0
@@ -61,7 +63,8 @@ class DetectStage:
                             self.metrics.observe("queue_wait", waited)
                 waits = {id(item): waited for item, waited in batch}
                 for f, d in zip(frames, dets):
-                    results[id(f)] = DetectedFrame(f, d, {**f.timings, "queue_wait": waits[id(f)], **timings})
+                    done = f if f.normalized is None else replace(f, normalized=None)  # its memory goes now
+                    results[id(f)] = DetectedFrame(done, d, {**f.timings, "queue_wait": waits[id(f)], **timings})
                     if self.metrics:
                         self.metrics.detections.labels(f.camera).inc(len(d))
         finally:  # a failed batch loses its frames, never a camera's end (that would hang the run)

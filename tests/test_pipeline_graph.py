@@ -187,6 +187,39 @@ def test_each_frame_carries_its_stage_timings(clip):
     assert all(v >= 0 for t in sink.seen for v in t.values())
 
 
+def test_readers_normalise_frames_for_a_detector_that_can_take_them(clip):
+    from detector.inference import Normalized
+    from pipeline.replay import RecordingSink
+
+    class Normalizing(FakeDetector):  # takes frames normalised ahead, as `Detector` does
+        seen: list = []
+
+        def normalized(self, frame):
+            return Normalized(frame)
+
+        def predict_batch(self, frames, timings=None):
+            self.seen.extend(type(f) for f in frames)
+            return super().predict_batch([f.array for f in frames], timings)
+
+    class Frames(RecordingSink):
+        records: list = []
+
+        def on_frame(self, record) -> None:
+            super().on_frame(record)
+            self.records.append(record)
+
+    cfg = config(f"  s: {{source: {{type: sequence, path: {clip}}}}}")
+    plain, ahead = RecordingSink(), Frames()
+    assert Pipeline(cfg, detector=FakeDetector(), extra_sinks=[plain]).run(install_signals=False).exit_code == 0
+    assert Pipeline(cfg, detector=Normalizing(), extra_sinks=[ahead]).run(install_signals=False).exit_code == 0
+    assert Normalizing.seen and set(Normalizing.seen) == {Normalized}
+    def key(a):
+        return a.event, a.track_id, a.frame_index, a.x, a.y
+
+    assert [key(a) for a in ahead.alerts] == [key(a) for a in plain.alerts] and plain.alerts
+    assert all(r.frame.normalized is None and "normalize" in r.timings for r in ahead.records)  # memory freed
+
+
 def test_batch_size_follows_the_device_unless_set():
     cfg = config("  s: {source: {type: sequence, path: x}}")
     assert cfg.detector.batch_for("cpu") == 1 and cfg.detector.batch_for("cuda") == 16
