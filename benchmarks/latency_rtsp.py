@@ -7,7 +7,7 @@ in real time (25 fps), a private redis-server, and `configs/rtsp.yaml` as a user
 pub/sub; `tracker.update_interval=1` so that every tracked frame yields alerts to time). A subscriber
 timestamps each alert on arrival.
 
-Per frame (every frame that reached the tracker): decode, ego_motion, normalize, queue_wait, inference, peaks, track,
+Per frame (every frame that reached the tracker): decode, ego_motion, queue_wait, inference, peaks, track,
 and `handoff` (the rest: queues between threads, the sink's turn). `capture_to_alert` is, per alert
 received by the subscriber, decode time + (arrival - the frame's `captured_at`): from the moment the
 decoder started on the frame's packet to the alert in a subscriber's hands. Frames the live camera reader
@@ -30,7 +30,7 @@ from pipeline.config import load_config
 from pipeline.graph import Pipeline
 from pipeline.sinks.base import Sink
 
-STAGES = ("decode", "ego_motion", "normalize", "queue_wait", "inference", "peaks", "track", "handoff")
+STAGES = ("decode", "ego_motion", "queue_wait", "inference", "peaks", "track", "handoff")
 
 
 def loop_video(src: Path, dst: Path, seconds: float) -> int:

@@ -23,19 +23,10 @@ class Decoded:
     boxes: np.ndarray
 
 
-@dataclass(frozen=True)
-class Normalized:
-    """A frame already normalised for the model (`Detector.normalized`, e.g. by a camera's reader thread, off
-    the inference thread's path): `to_batch` takes its array as it is."""
-
-    array: np.ndarray  # (H, W) float32
-
-
-def to_batch(frames: list[np.ndarray | Normalized], multiple: int, noise_floor: float = NOISE_FLOOR
+def to_batch(frames: list[np.ndarray], multiple: int, noise_floor: float = NOISE_FLOOR
              ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
     """Normalise each frame and pad bottom/right (never shifting content) to a common multiple of `multiple`."""
-    arrays = [f.array if isinstance(f, Normalized) else normalize(to_grey(f), noise_floor=noise_floor)
-              for f in frames]
+    arrays = [normalize(to_grey(f), noise_floor=noise_floor) for f in frames]
     sizes = [a.shape for a in arrays]
     h = max(s[0] for s in sizes)
     w = max(s[1] for s in sizes)
@@ -119,10 +110,9 @@ def decode(outputs: dict[str, torch.Tensor], sizes: list[tuple[int, int]], strid
     return results
 
 
-def run(forward: Callable[[torch.Tensor], dict[str, torch.Tensor]], frames: list[np.ndarray | Normalized],
-        stride: int, multiple: int, threshold: float, device: torch.device, top_k: int = 100,
-        timings: dict | None = None, noise_floor: float = NOISE_FLOOR, suppress_from: float | None = None
-        ) -> list[Decoded]:
+def run(forward: Callable[[torch.Tensor], dict[str, torch.Tensor]], frames: list[np.ndarray], stride: int,
+        multiple: int, threshold: float, device: torch.device, top_k: int = 100, timings: dict | None = None,
+        noise_floor: float = NOISE_FLOOR, suppress_from: float | None = None) -> list[Decoded]:
     """Forward (a model or a `runtime` runner) + decode for a batch of frames of any sizes."""
     t0 = time.perf_counter()
     batch, sizes = to_batch(frames, multiple, noise_floor)

@@ -9,8 +9,8 @@ import torch
 from .checkpoint import load_checkpoint
 from .detections import Detections
 from .errors import DetectorError
-from .imageio import checkpoint_noise_floor, normalize, to_grey
-from .inference import Decoded, Normalized, run
+from .imageio import checkpoint_noise_floor
+from .inference import Decoded, run
 from .runtime import make_runner
 
 
@@ -64,15 +64,11 @@ class Detector:
     def predict(self, frame: np.ndarray) -> Detections:
         return self.predict_batch([frame])[0]
 
-    def normalized(self, frame: np.ndarray) -> Normalized:
-        """`frame` normalised as `predict` would, to pass to it later (the work can then run in another thread)."""
-        return Normalized(normalize(to_grey(frame), noise_floor=self.noise_floor))
-
-    def predict_batch(self, frames: list[np.ndarray | Normalized], timings: dict | None = None) -> list[Detections]:
-        """Detect in several frames (any sizes, 8/16-bit grey or colour, or `normalized`) in one forward pass."""
+    def predict_batch(self, frames: list[np.ndarray], timings: dict | None = None) -> list[Detections]:
+        """Detect in several frames (any sizes, 8/16-bit grey or colour) in one forward pass."""
         return [d.detections for d in self.decode_batch(frames, timings=timings)]
 
-    def decode_batch(self, frames: list[np.ndarray | Normalized], threshold: float | None = None,
+    def decode_batch(self, frames: list[np.ndarray], threshold: float | None = None,
                      timings: dict | None = None) -> list[Decoded]:
         """Like `predict_batch`, also returning ltrb boxes; `threshold` overrides the operating one."""
         if not frames:

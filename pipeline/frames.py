@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -19,8 +18,7 @@ class Frame:
     `pts` is the stream timestamp in seconds (None when the source has none); `captured_at` the wall-clock
     Unix time it was received; `timestamp` the monotonic time the tracker sees (pts for lossless sources,
     `captured_at` for live ones, whose pts resets on reconnect). `timings` collects the seconds each stage
-    spent on this frame (decode, ego_motion, normalize, queue_wait, inference, peaks, track), carried
-    downstream.
+    spent on this frame (decode, ego_motion, queue_wait, inference, peaks, track), carried downstream.
     """
 
     camera: str
@@ -31,9 +29,6 @@ class Frame:
     image: np.ndarray
     scene: SceneOffset | None = None  # ego-motion: scene offset since the camera's first frame, px
     timings: dict[str, float] = field(default_factory=dict)
-    # the image normalised for the detector by the reader (`Detector.normalized`), off the detect thread's path;
-    # None: the detect stage normalises it. Dropped once detected.
-    normalized: Any = None
 
     @property
     def size(self) -> tuple[int, int]:

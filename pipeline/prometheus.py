@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 log = logging.getLogger("pipeline.prometheus")
 
-STAGES = ("decode", "ego_motion", "normalize", "queue_wait", "inference", "peaks", "track", "publish")
+STAGES = ("decode", "ego_motion", "queue_wait", "inference", "peaks", "track", "publish")
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
 import av
 import numpy as np
@@ -107,10 +107,9 @@ class CameraReader:
     """Reads one camera into the mux; `run()` returns when the source ends, fails or `stop` is set."""
 
     def __init__(self, name: str, config: CameraConfig, mux, health, metrics, stop: threading.Event,
-                 nice: int = 0, normalize: Callable[[np.ndarray], Any] | None = None) -> None:
+                 nice: int = 0) -> None:
         self.name, self.config, self.mux, self.health, self.metrics = name, config, mux, health, metrics
         self.stop, self.nice = stop, nice
-        self.normalize = normalize  # the detector's `normalized`: each frame is normalised here, in parallel
         self.index = 0
         self.last_timestamp = 0.0
         self.expected_size = (config.width, config.height) if config.width and config.height else None
@@ -161,14 +160,7 @@ class CameraReader:
                 self.metrics.observe("ego_motion", timings["ego_motion"])
         else:
             scene = None
-        normalized = None
-        if self.normalize is not None:
-            t0 = time.perf_counter()
-            normalized = self.normalize(image)
-            timings["normalize"] = time.perf_counter() - t0
-            if self.metrics:
-                self.metrics.observe("normalize", timings["normalize"])
-        frame = Frame(self.name, self.index, pts, captured, timestamp, image, scene, timings, normalized)
+        frame = Frame(self.name, self.index, pts, captured, timestamp, image, scene, timings)
         return self.mux.put(frame, self.stop) and not self.stop.is_set()
 
     def _check_zones(self, size: tuple[int, int]) -> None:

@@ -94,13 +94,3 @@ def test_batch_of_mixed_sizes_matches_single_frames():
         # same detections, same coordinates; a target 19 px from b's right edge sees b padded to 256 px wide
         # alone and to 320 px in the batch, which moves it by hundredths of a pixel (0.03 measured)
         assert len(single) == len(got) and np.allclose(single.xy, got.xy, atol=0.1)
-
-
-def test_frames_normalized_ahead_give_the_same_detections():
-    det = Detector.load(device="cpu", threshold=0.05)
-    a, _ = _frame(1)
-    b = a[:200, :250]
-    for frames in ([a], [a, b]):
-        ahead = det.predict_batch([det.normalized(f) for f in frames])
-        for plain, got in zip(det.predict_batch(frames), ahead):
-            assert np.array_equal(plain.xy, got.xy) and np.array_equal(plain.score, got.score)
