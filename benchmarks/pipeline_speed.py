@@ -2,13 +2,17 @@
 
     python benchmarks/pipeline_speed.py [samples/sample] [--rounds 5] [--batch 1] [--json out.json]
 
-In each round, on the same frames and the same loaded detector:
-- model-only: the detector's forward pass on frames already decoded and normalised in memory, one at a time;
+In each round, on the same frames and the same model:
+- model-only: the detector's forward pass on frames already decoded and normalised in memory, one at a time,
+  on all the cores (the detector as `Detector.load` gives it);
+- model-only on the workers: the same forward passes run by the pipeline's detect workers (`detector.workers`,
+  by default one per core on a CPU, each inferring on its own core), without the rest of the pipeline;
 - pipeline: `Pipeline.run()` replaying the recording losslessly (decode, ego-motion, detect, track, alerts:
   the threaded graph of `python -m pipeline run`): sustained frames per second (from the first frame at
   the sinks to the last), and frames per second of the whole run including start-up and shutdown;
 - naive: one loop doing decode, ego-motion, detect, track, alerts for one frame after another.
-Prints one JSON line per round and a summary with the pipeline's overhead ratio (pipeline / model-only).
+Prints one JSON line per round and a summary with the pipeline's ratio to model-only (pipeline / model-only)
+and to model-only on the workers (what the rest of the pipeline costs).
 
 `--live-view` adds, in each round, the cost of publishing the console's live view: two cameras replaying the
 recording with a Redis sink (private redis-server), without, with and again without the live view (annotated
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -38,11 +43,18 @@ from tracking.egomotion import SceneMotion
 from tracking.sequences import open_sequence
 
 
-def model_only(det: Detector, batches: list[Any]) -> float:
-    """Frames per second of the forward pass alone."""
+def model_only(det: Detector, batches: list[Any], workers: int = 1) -> float:
+    """Frames per second of the forward pass alone, one at a time in each of `workers` threads."""
+    def run(part: list[Any]) -> None:
+        for x in part:
+            det.runner(x)
+
+    threads = [threading.Thread(target=run, args=(batches[i::workers],)) for i in range(workers)]
     t0 = time.perf_counter()
-    for x in batches:
-        det.runner(x)
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     return len(batches) / (time.perf_counter() - t0)
 
 
@@ -139,7 +151,10 @@ def main() -> None:
     emit({"machine": info})
     config = replay_config(args.seq, args.config, [f"detector.batch_size={args.batch}", *args.set])
     from pipeline.graph import load_detector
-    det = load_detector(config)
+    from pipeline.stages import detector_workers
+    det = load_detector(config)  # with the inference threads of each detect worker
+    workers = detector_workers(det, config.detector)
+    alone = load_detector(config, workers=False) if workers > 1 else det  # with all the cores
     seq = open_sequence(Path(args.seq))
     frames = [image for _, image in seq.frames()]
     batches = [to_batch([f], det.multiple)[0] for f in frames]
@@ -150,14 +165,16 @@ def main() -> None:
         redis_proc, redis_url = common.start_redis(Path(tempfile.mkdtemp(prefix="itd-bench-")))
     try:
         for r in progress(range(args.rounds), "rounds"):
-            rows.append(one_round(r, args, config, det, batches, frames, seq, redis_url if redis_proc else None))
+            rows.append(one_round(r, args, config, det, alone, workers, batches, frames, seq,
+                                  redis_url if redis_proc else None))
     finally:
         if redis_proc is not None:
             redis_proc.kill()
             redis_proc.wait()
-    summary = {"summary": True, **{k: rows[0][k] for k in ("frames", "size", "variant", "runtime", "batch")}}
-    keys = ["model_only_fps", "pipeline_fps", "pipeline_fps_with_startup", "naive_fps", "pipeline_vs_model",
-            "pipeline_vs_naive"]
+    summary = {"summary": True, **{k: rows[0][k] for k in ("frames", "size", "variant", "runtime", "batch",
+                                                           "workers", "threads")}}
+    keys = ["model_only_fps", "model_only_workers_fps", "pipeline_fps", "pipeline_fps_with_startup", "naive_fps",
+            "pipeline_vs_model", "pipeline_vs_model_workers", "pipeline_vs_naive"]
     if args.live_view:
         keys += ["two_cam_fps", "two_cam_live_fps", "live_view_cost", "live_view_cpu_share"]
     for k in keys:
@@ -165,9 +182,10 @@ def main() -> None:
     emit(summary)
     print()
     print(f"{info['cpu']}, {info['cores']} cores, GPU: {info['gpu'] or 'none'}; {args.seq}")
-    columns = [("round", "round"), ("model_only_fps", "model-only fps"), ("pipeline_fps", "pipeline fps"),
-               ("pipeline_fps_with_startup", "(with start-up)"), ("naive_fps", "naive fps"),
-               ("pipeline_vs_model", "pipeline/model"), ("pipeline_vs_naive", "pipeline/naive")]
+    columns = [("round", "round"), ("model_only_fps", "model-only fps"), ("model_only_workers_fps", "on the workers"),
+               ("pipeline_fps", "pipeline fps"), ("pipeline_fps_with_startup", "(with start-up)"),
+               ("naive_fps", "naive fps"), ("pipeline_vs_model", "pipeline/model"),
+               ("pipeline_vs_model_workers", "/model on the workers"), ("pipeline_vs_naive", "pipeline/naive")]
     if args.live_view:
         columns += [("two_cam_fps", "2 cams fps"), ("two_cam_live_fps", "2 cams + live fps"),
                     ("live_view_cost", "live view cost"), ("live_view_cpu_share", "its CPU share")]
@@ -175,17 +193,22 @@ def main() -> None:
     write_json(args.json, {"machine": info, "rounds": rows, "summary": summary})
 
 
-def one_round(r: int, args: Any, config: Any, det: Detector, batches: list[Any], frames: list[Any], seq: Any,
-              redis_url: str | None) -> dict[str, Any]:
-    """One round: model-only, pipeline and naive frames per second (and the live view's cost)."""
+def one_round(r: int, args: Any, config: Any, det: Detector, alone: Detector, workers: int, batches: list[Any],
+              frames: list[Any], seq: Any, redis_url: str | None) -> dict[str, Any]:
+    """One round: model-only (one frame at a time on all the cores, and on the pipeline's workers), pipeline
+    and naive frames per second (and the live view's cost). `det` is the pipeline's detector (the inference
+    threads of one of its `workers`), `alone` the detector on all the cores (model-only, naive)."""
     row = {"round": r + 1, "frames": len(frames), "size": f"{seq.width}x{seq.height}",
-           "variant": det.variant, "runtime": det.runtime, "batch": args.batch}
-    row["model_only_fps"] = round(model_only(det, batches), 2)
+           "variant": det.variant, "runtime": det.runtime, "batch": args.batch, "workers": workers,
+           "threads": config.detector.threads_for(det.device.type)}
+    row["model_only_fps"] = round(model_only(alone, batches), 2)
+    row["model_only_workers_fps"] = round(model_only(det, batches, workers), 2)
     row["pipeline_fps"], row["pipeline_fps_with_startup"], row["pipeline_alerts"] = pipeline(config, det)
-    row["naive_fps"], row["naive_alerts"] = naive(Path(args.seq), config, det)
+    row["naive_fps"], row["naive_alerts"] = naive(Path(args.seq), config, alone)
     for k in ("pipeline_fps", "pipeline_fps_with_startup", "naive_fps"):
         row[k] = round(row[k], 2)
     row["pipeline_vs_model"] = round(row["pipeline_fps"] / row["model_only_fps"], 3)
+    row["pipeline_vs_model_workers"] = round(row["pipeline_fps"] / row["model_only_workers_fps"], 3)
     row["pipeline_vs_naive"] = round(row["pipeline_fps"] / row["naive_fps"], 3)
     if redis_url is not None:
         row.update(live_view_cost(config, det, redis_url, (config.sinks.redis and config.sinks.redis.live)

@@ -3,7 +3,7 @@
     python benchmarks/profile_pipeline.py [samples/sample] [--top 25] [--set key=value ...]
 
 Replays the recording losslessly (as `benchmarks/pipeline_speed.py` does) with each stage's thread
-(sources, detect, track, sinks) profiled, then prints per thread the functions with the most own time
+(sources, each detect worker, track, sinks) profiled, then prints per thread the functions with the most own time
 (tottime), and a JSON line per function. Profiling slows Python code far more than native code (the
 model, decoding), so read it as where Python time goes, not as a timing.
 """
@@ -39,8 +39,9 @@ def main() -> None:
 
     def profiled_run(self: Worker) -> None:
         prof = cProfile.Profile()
-        with lock:
-            profiles[self.stage] = prof
+        with lock:  # several detect workers: detect, detect 2, ...
+            n = sum(k == self.stage or k.startswith(f"{self.stage} ") for k in profiles)
+            profiles[f"{self.stage} {n + 1}" if n else self.stage] = prof
         prof.runcall(plain_run, self)
 
     Worker.run = profiled_run

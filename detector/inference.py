@@ -22,6 +22,8 @@ def to_batch(frames: list[np.ndarray], multiple: int, noise_floor: float = NOISE
     h = max(s[0] for s in sizes)
     w = max(s[1] for s in sizes)
     h, w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+    if len(arrays) == 1 and arrays[0].shape == (h, w):  # one frame, no padding: the batch is a view of it
+        return torch.from_numpy(arrays[0][None, None]), sizes
     batch = np.zeros((len(arrays), 1, h, w), np.float32)
     for i, a in enumerate(arrays):
         batch[i, 0, : a.shape[0], : a.shape[1]] = a
@@ -42,19 +44,25 @@ def inside_stronger_box(x: np.ndarray, y: np.ndarray, boxes: np.ndarray, scores:
                         min_score: float) -> np.ndarray:
     """Keep-mask that drops a peak lying inside the box of a stronger kept peak scoring at least `min_score`
     (the operating threshold: a background peak's box is untrained and may be anything): an extended target
-    (a near aircraft) gives one detection at its centre, not one more per bright part of its outline."""
+    (a near aircraft) gives one detection at its centre, not one more per bright part of its outline.
+
+    Only the few peaks at or above `min_score` can suppress, and they all rank above the others: they are
+    settled one by one, strongest first, then every weaker peak at once against the kept ones."""
     keep = np.ones(len(x), bool)
-    if len(x) < 2:
+    strong = np.flatnonzero(scores >= min_score)
+    if len(x) < 2 or not len(strong):
         return keep
-    order = np.argsort(-scores, kind="stable")
-    inside = ((x[None, :] >= boxes[:, None, 0]) & (x[None, :] <= boxes[:, None, 2])
-              & (y[None, :] >= boxes[:, None, 1]) & (y[None, :] <= boxes[:, None, 3]))
-    np.fill_diagonal(inside, False)
-    for rank, j in enumerate(order):
-        stronger = order[:rank]
-        stronger = stronger[keep[stronger] & (scores[stronger] >= min_score)]
-        if inside[stronger, j].any():
-            keep[j] = False
+    strong = strong[np.argsort(-scores[strong], kind="stable")]  # ties: lower index first, as ranked overall
+    inside = ((x[None, :] >= boxes[strong, None, 0]) & (x[None, :] <= boxes[strong, None, 2])
+              & (y[None, :] >= boxes[strong, None, 1]) & (y[None, :] <= boxes[strong, None, 3]))
+    inside[np.arange(len(strong)), strong] = False  # (rows: suppressors, columns: every peak)
+    kept = np.ones(len(strong), bool)
+    for i in range(1, len(strong)):
+        kept[i] = not inside[:i][kept[:i], strong[i]].any()
+    weak = np.ones(len(x), bool)
+    weak[strong] = False
+    keep[strong] = kept
+    keep[weak] = ~inside[kept][:, weak].any(axis=0)
     return keep
 
 

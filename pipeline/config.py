@@ -117,7 +117,11 @@ class DetectorConfig(Base):
     precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = Field(
         "auto", description="auto: fp32 on a CPU, fp16 on CUDA (fp16 needs CUDA); int8: the calibrated int8 model "
                             "beside the weights (python -m detector.quantize), CPU")
-    threads: int | None = Field(None, ge=1, description="CPU inference threads; None: one per core")
+    threads: int | None = Field(None, ge=1, description="CPU inference threads of each detect worker; None: the "
+                                                       "cores shared among the workers")
+    workers: int | None = Field(None, ge=1, description="detect workers sharing the model, each running its own "
+                                                        "batch; None: one per core on a CPU (each on one thread), "
+                                                        "one on CUDA")
     batch_size: int | None = Field(None, ge=1, description="frames per forward pass, across cameras; None: 1 on a "
                                                            "CPU (batching gains nothing there, only latency), 16 on CUDA")
     batch_timeout_ms: float = Field(10.0, ge=0, description="how long a partial batch waits for more live frames")
@@ -125,6 +129,27 @@ class DetectorConfig(Base):
     def batch_for(self, device_type: str) -> int:
         """The batch size in effect on a detector running on `device_type` ('cpu', 'cuda')."""
         return self.batch_size or (16 if device_type == "cuda" else 1)
+
+    def workers_for(self, device_type: str) -> int:
+        """The detect workers of a run on `device_type`: on a CPU, by default, one per core, each inferring one
+        frame on one thread (on 2 cores: 2 frames at once, 12 % more frames/s than each frame on both cores,
+        whose threads wait for each other at every operator)."""
+        return self.workers or (1 if device_type == "cuda" else cpu_cores())
+
+    def threads_for(self, device_type: str) -> int | None:
+        """CPU inference threads of each detect worker (None: the runtime's default, one per core)."""
+        workers = self.workers_for(device_type)
+        if self.threads or device_type == "cuda" or workers == 1:
+            return self.threads
+        return max(1, cpu_cores() // workers)
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 # ---------------------------------------------------------------- sinks
@@ -250,9 +275,9 @@ class RunConfig(Base):
     max_restarts: int = Field(3, ge=0, description="failures of a stage within restart_window_s before the run stops")
     restart_window_s: float = Field(60.0, gt=0)
     shutdown_timeout_s: float = Field(15.0, gt=0)
-    ingest_nice: int = Field(19, ge=0, le=19, description="CPU priority decrement of the camera readers (decode, "
-                                                          "ego-motion): they fill the gaps left by inference "
-                                                          "instead of stalling it; 0: same priority")
+    ingest_nice: int = Field(0, ge=0, le=19, description="CPU priority decrement of the camera readers (decode, "
+                                                         "ego-motion); 19 suits one detect worker on several "
+                                                         "threads: the readers fill the gaps its threads leave")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     status_interval_s: float = Field(10.0, ge=0, description="live runs: seconds between one-line status logs "
                                                              "(fps, drops, tracks, alerts); 0: none")

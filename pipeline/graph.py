@@ -25,9 +25,9 @@ from pipeline.mux import FrameMux
 from pipeline.sinks import Sink, build_sinks
 from pipeline.snapshots import Snapshotter
 from pipeline.sources import CameraReader, missing_input
-from pipeline.stages import DONE, DetectStage, StreamEnded, TrackStage, detector_batch_size
+from pipeline.stages import DONE, DetectStage, StreamEnded, TrackStage, detector_batch_size, detector_workers
 from pipeline.status import RunStats
-from pipeline.workers import Channel, Worker
+from pipeline.workers import Channel, InTurn, Worker
 
 log = logging.getLogger("pipeline")
 
@@ -36,15 +36,19 @@ class StartupError(Exception):
     """The pipeline cannot start (one line for the user)."""
 
 
-def load_detector(config: PipelineConfig) -> Any:
-    """The shared detector of the run; raises `StartupError` with the detector's one-line message."""
+def load_detector(config: PipelineConfig, workers: bool = True) -> Any:
+    """The shared detector of the run, with the inference threads of each of its `detector.workers` (`workers`
+    False: of one worker, as a process of the `detect` role runs it); raises `StartupError` with the
+    detector's one-line message."""
     from detector import Detector
+    from detector.predict import pick_device
 
     d = config.detector
     try:
+        threads = d.threads_for(pick_device(d.device).type) if workers else d.threads
         # the detector reports down to the tracker's low_score (see `tracker_config`)
         det = Detector.load(d.weights, device=d.device, threshold=config.tracker.low_score,
-                            runtime=d.runtime, precision=d.precision, threads=d.threads)
+                            runtime=d.runtime, precision=d.precision, threads=threads)
     except (ValueError, OSError, RuntimeError) as e:
         raise StartupError(f"detector: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     log.info("detector %s on %s (%s, %s)", getattr(det, "variant", "?"), getattr(det, "device", "?"),
@@ -211,10 +215,12 @@ class Pipeline:
             readers.append(CameraReader(name, cam, mux, self.health, self.metrics, self.stop_event,
                                         cfg.run.ingest_nice))
         if role is None:
-            detect = DetectStage(detector, mux, tracked, batch,
-                                 cfg.detector.batch_timeout_ms / 1000, self.metrics)
+            n = detector_workers(detector, cfg.detector)
+            turns = InTurn(tracked) if n > 1 else None
+            stages = [("detect", DetectStage(detector, mux, tracked, batch, cfg.detector.batch_timeout_ms / 1000,
+                                             self.metrics, turns).step) for _ in range(n)]
             track = TrackStage(make_tracker, tracked, emit, cameras, self.metrics, camera_zones(cfg))
-            stages = [("detect", detect.step), ("track", track.step)]
+            stages.append(("track", track.step))
         else:
             try:
                 stages = self._role_stages(role, mux, make_tracker, emit, cameras, channels)
@@ -264,7 +270,7 @@ class Pipeline:
         from pipeline.distributed.roles import StreamsUnavailable, build_role
 
         def detector() -> Any:
-            return self.detector if self.detector is not None else load_detector(self.config)
+            return self.detector if self.detector is not None else load_detector(self.config, workers=False)
 
         try:
             stages, abortable = build_role(role, self.config, mux=mux, detector_factory=detector,

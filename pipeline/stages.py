@@ -9,7 +9,7 @@ from typing import Any, Callable
 from pipeline.alerts import Alert, AlertNumbering
 from pipeline.frames import DetectedFrame, EndOfStream, Frame, TrackedFrame
 from pipeline.mux import FrameMux
-from pipeline.workers import Channel
+from pipeline.workers import Channel, InTurn
 
 log = logging.getLogger("pipeline.stages")
 
@@ -26,19 +26,32 @@ DONE = "done"  # sentinel: every camera has ended
 
 def detector_batch_size(detector: Any, config: Any) -> int:
     """`config.batch_size` (a `DetectorConfig`), or the default for the device the detector runs on."""
-    return config.batch_for(getattr(getattr(detector, "device", None), "type", "cpu"))
+    return config.batch_for(_device_type(detector))
+
+
+def detector_workers(detector: Any, config: Any) -> int:
+    """`config.workers` (a `DetectorConfig`), or the default for the device the detector runs on."""
+    return config.workers_for(_device_type(detector))
+
+
+def _device_type(detector: Any) -> str:
+    return getattr(getattr(detector, "device", None), "type", "cpu")
 
 
 class DetectStage:
     """Frames -> `DetectedFrame`s, in each camera's order; ends pass through after that camera's frames."""
 
     def __init__(self, detector: Any, mux: FrameMux, out: Channel, batch_size: int, batch_timeout_s: float,
-                 metrics=None) -> None:
+                 metrics=None, turns: InTurn | None = None) -> None:
         self.detector, self.mux, self.out = detector, mux, out
         self.batch_size, self.batch_timeout_s, self.metrics = batch_size, batch_timeout_s, metrics
+        self.turns = turns  # shared by several detect workers: their results leave in the order taken
 
     def step(self) -> bool:
-        batch = self.mux.get_batch(self.batch_size, self.batch_timeout_s)
+        def get() -> Any:
+            return self.mux.get_batch(self.batch_size, self.batch_timeout_s)
+
+        number, batch = self.turns.take(get) if self.turns else (0, get())
         if batch is None:
             return False
         frames = [item for item, _ in batch if isinstance(item, Frame)]
@@ -65,11 +78,13 @@ class DetectStage:
                     if self.metrics:
                         self.metrics.detections.labels(f.camera).inc(len(d))
         finally:  # a failed batch loses its frames, never a camera's end (that would hang the run)
-            for item, _ in batch:
-                if isinstance(item, EndOfStream):
+            out = [item if isinstance(item, EndOfStream) else results[id(item)] for item, _ in batch
+                   if isinstance(item, EndOfStream) or id(item) in results]
+            if self.turns:
+                self.turns.put(number, out)
+            else:
+                for item in out:
                     self.out.put(item)
-                elif id(item) in results:
-                    self.out.put(results[id(item)])
         return True
 
 

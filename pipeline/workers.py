@@ -52,6 +52,38 @@ class Channel:
         self.aborted.set()
 
 
+class InTurn:
+    """Several workers taking their inputs from one source hand their outputs to `out` in the order the inputs
+    were taken: `take` numbers each input as it is taken; `put` files a number's outputs and sends on whatever
+    is next in order, so that no worker waits for a slower one (only for room in `out`)."""
+
+    def __init__(self, out: Channel) -> None:
+        self.out = out
+        self._taking = threading.Lock()
+        self._sending = threading.Lock()
+        self._taken = self._next = 0
+        self._done: dict[int, list[Any]] = {}
+
+    def take(self, get: Callable[[], Any]) -> tuple[int, Any]:
+        """(number, `get()`), or (-1, None) when `get()` gives None (nothing more will come)."""
+        with self._taking:
+            item = get()
+            if item is None:
+                return -1, None
+            self._taken += 1
+            return self._taken - 1, item
+
+    def put(self, number: int, items: list[Any]) -> None:
+        """File the outputs of input `number` (possibly none); send every filed output that is next in order."""
+        with self._sending:
+            self._done[number] = items
+            while self._next in self._done:
+                for item in self._done[self._next]:
+                    self.out.put(item)
+                del self._done[self._next]
+                self._next += 1
+
+
 class Worker(threading.Thread):
     """Runs `step()` until it returns False. A step that raises is reported and retried; more than
     `max_restarts` failures within `window_s` stop the run through `on_fatal(message)`."""

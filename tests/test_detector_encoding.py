@@ -67,3 +67,32 @@ def test_overlapping_targets_combine_by_maximum():
     both = encode_targets(np.array([[10.0, 10.0], [14.0, 10.0]]), np.array([[8, 8, 12, 12], [12, 8, 16, 12]]),
                           (16, 16), 2)["heatmap"]
     assert np.allclose(both, np.maximum(a, b))
+
+
+def _suppressed_peak_by_peak(x, y, boxes, scores, min_score):
+    """The rule, one peak at a time from the strongest: dropped inside the box of a stronger kept peak that
+    scores at least `min_score`."""
+    keep = np.ones(len(x), bool)
+    order = np.argsort(-scores, kind="stable")
+    for rank, j in enumerate(order):
+        for i in order[:rank]:
+            if keep[i] and scores[i] >= min_score and boxes[i, 0] <= x[j] <= boxes[i, 2] \
+                    and boxes[i, 1] <= y[j] <= boxes[i, 3]:
+                keep[j] = False
+                break
+    return keep
+
+
+def test_peaks_inside_a_stronger_box_are_dropped_as_peak_by_peak():
+    from detector.inference import inside_stronger_box
+
+    rng = np.random.default_rng(0)
+    for trial in range(500):
+        n = int(rng.integers(0, 25))
+        x, y = rng.integers(0, 16, n).astype(float), rng.integers(0, 16, n).astype(float)
+        half = rng.integers(0, 6, (n, 4))
+        boxes = np.stack([x - half[:, 0], y - half[:, 1], x + half[:, 2], y + half[:, 3]], 1).reshape(n, 4)
+        scores = (rng.choice([0.2, 0.6, 0.7, 0.9], n) if trial % 2 else rng.random(n)).astype(np.float32)  # ties
+        for min_score in (0.0, 0.6, 1.1):
+            expected = _suppressed_peak_by_peak(x, y, boxes, scores, min_score)
+            assert np.array_equal(inside_stronger_box(x, y, boxes, scores, min_score), expected)

@@ -60,6 +60,48 @@ def test_lossless_replay_is_deterministic(clip, tmp_path):
     assert runs[0] == runs[1] and len(runs[0]) > 4
 
 
+def test_detect_workers_give_the_same_alerts_as_one(clip, tmp_path):
+    class Slow(FakeDetector):  # every other batch takes longer: the workers finish out of order
+        def predict_batch(self, frames, timings=None):
+            time.sleep(0.01 if self.calls % 2 else 0.0)  # `calls`: the batches before this one
+            return super().predict_batch(frames, timings)
+
+    runs = []
+    for workers in (1, 3):
+        out = tmp_path / f"w{workers}.jsonl"
+        cameras = "".join(f"  {c}: {{source: {{type: sequence, path: {clip}}}}}\n" for c in "ab")
+        cfg = config(cameras, f"detector: {{workers: {workers}}}", jsonl=out)
+        assert Pipeline(cfg, detector=Slow()).run(install_signals=False).exit_code == 0
+        runs.append(sorted((comparable(a) for a in alerts_of(out)), key=lambda a: (a["camera"], a["seq"])))
+    assert runs[0] == runs[1] and len(runs[0]) > 4  # each camera's alerts (their order across cameras is timing)
+
+
+def test_in_turn_sends_outputs_in_the_order_inputs_were_taken():
+    from pipeline.workers import Channel, InTurn
+
+    out = Channel("out", 100)
+    turns = InTurn(out)
+    inputs = iter(range(20))
+    taken = [turns.take(lambda: next(inputs)) for _ in range(20)]
+    assert [n for n, _ in taken] == list(range(20))
+    assert turns.take(lambda: None) == (-1, None)
+
+    def work(numbers):
+        for n in numbers:
+            time.sleep(0.001 * (n % 3))
+            turns.put(n, [] if n == 7 else [n, n])  # an input may have no outputs
+
+    threads = [threading.Thread(target=work, args=(list(range(20))[k::3],)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = []
+    while (item := out.get(timeout=0)) is not None:
+        got.append(item)
+    assert got == [n for n in range(20) if n != 7 for _ in range(2)]
+
+
 def test_live_mux_keeps_newest_and_counts_drops():
     m = Metrics()
     mux = FrameMux(m)
@@ -192,6 +234,21 @@ def test_batch_size_follows_the_device_unless_set():
     assert cfg.detector.batch_for("cpu") == 1 and cfg.detector.batch_for("cuda") == 16
     cfg = config("  s: {source: {type: sequence, path: x}}", "detector: {batch_size: 3}")
     assert cfg.detector.batch_for("cpu") == cfg.detector.batch_for("cuda") == 3
+
+
+def test_detect_workers_and_their_threads_follow_the_device_unless_set(monkeypatch):
+    import pipeline.config
+
+    monkeypatch.setattr(pipeline.config, "cpu_cores", lambda: 4)
+    d = config("  s: {source: {type: sequence, path: x}}").detector
+    assert (d.workers_for("cpu"), d.threads_for("cpu")) == (4, 1)  # one frame per core
+    assert (d.workers_for("cuda"), d.threads_for("cuda")) == (1, None)
+    d = config("  s: {source: {type: sequence, path: x}}", "detector: {workers: 2}").detector
+    assert (d.workers_for("cpu"), d.threads_for("cpu")) == (2, 2)
+    d = config("  s: {source: {type: sequence, path: x}}", "detector: {workers: 1}").detector
+    assert d.threads_for("cpu") is None  # the runtime's default: one per core
+    d = config("  s: {source: {type: sequence, path: x}}", "detector: {workers: 2, threads: 3}").detector
+    assert d.threads_for("cpu") == 3
 
 
 def test_video_sink_writes_an_annotated_h264_per_camera(clip, tmp_path):

@@ -18,16 +18,17 @@ WINDOW = (256, 256)  # (h, w) px: the central part of the frame that is measured
 
 
 def _rank1d(x: np.ndarray, size: int, axis: int, op: np.ufunc) -> np.ndarray:
-    """Running min/max over `size` samples along `axis` (edges mirrored as scipy.ndimage's 'reflect')."""
-    r = size // 2
-    pad = [(0, 0), (0, 0)]
-    pad[axis] = (r, size - 1 - r)
-    p = np.pad(x, pad, mode="symmetric")
-    n = x.shape[axis]
-    take = (lambda i: p[i:i + n]) if axis == 0 else (lambda i: p[:, i:i + n])
-    out = take(0).copy()
-    for i in range(1, size):
-        op(out, take(i), out=out)
+    """Running min/max over `size` samples along `axis` (edges mirrored as scipy.ndimage's 'reflect').
+
+    A mirrored sample repeats one already inside the clipped window, so the window is simply clipped at the
+    edges: `op` of the array with itself shifted by each offset, over the part where the two overlap."""
+    out = x.copy()
+    for d in range(1, size // 2 + 1):  # the samples before
+        a, b = (out[d:], x[:-d]) if axis == 0 else (out[:, d:], x[:, :-d])
+        op(a, b, out=a)
+    for d in range(1, size - size // 2):  # and after
+        a, b = (out[:-d], x[d:]) if axis == 0 else (out[:, :-d], x[:, d:])
+        op(a, b, out=a)
     return out
 
 
@@ -158,9 +159,12 @@ def _shift(prev: _Spectrum, cur: _Spectrum) -> tuple[float, float] | None:
     r *= _lowpass(prev.shape)
     corr = fft.irfft2(r, s=prev.shape)
     py, px = np.unravel_index(int(np.argmax(corr)), corr.shape)
-    others = corr.copy()
-    others[np.ix_(np.arange(py - 6, py + 7) % corr.shape[0], np.arange(px - 6, px + 7) % corr.shape[1])] = -np.inf
-    if not corr[py, px] >= MIN_PEAK_RATIO * others.max():
+    around = np.ix_(np.arange(py - 6, py + 7) % corr.shape[0], np.arange(px - 6, px + 7) % corr.shape[1])
+    peak = corr[around].copy()
+    corr[around] = -np.inf  # the strongest other peak: the maximum outside the peak's neighbourhood
+    second = corr.max()
+    corr[around] = peak
+    if not corr[py, px] >= MIN_PEAK_RATIO * second:
         return None
     out = []
     for axis, p in ((1, px), (0, py)):

@@ -112,6 +112,9 @@ class VideoSequence(Sequence):
 
         i = 0
         with av.open(str(self.path)) as c:
+            # decoded in this thread: PyAV's default slice threads gain nothing on one-slice frames (0.9 ms a
+            # 640x512 frame either way) and, in the pipeline, take turns on the cores the detect workers use
+            c.streams.video[0].thread_type = "NONE"
             try:
                 for i, fr in enumerate(c.decode(video=0), start=1):
                     yield i, video_frame_to_grey(fr)
