@@ -154,7 +154,7 @@ def main() -> None:
     from pipeline.stages import detector_workers
     det = load_detector(config)  # with the inference threads of each detect worker
     workers = detector_workers(det, config.detector)
-    alone = load_detector(config, workers=False) if workers > 1 else det  # with all the cores
+    alone = load_detector(config, one_worker=True) if workers > 1 else det  # on all the cores
     seq = open_sequence(Path(args.seq))
     frames = [image for _, image in seq.frames()]
     batches = [to_batch([f], det.multiple)[0] for f in frames]

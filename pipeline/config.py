@@ -132,7 +132,7 @@ class DetectorConfig(Base):
 
     def workers_for(self, device_type: str) -> int:
         """The detect workers of a run on `device_type`: on a CPU, by default, one per core, each inferring one
-        frame on one thread (on 2 cores: 2 frames at once, 12 % more frames/s than each frame on both cores,
+        frame on one thread (on 2 cores: 2 frames at once, ~10 % more frames/s than each frame on both cores,
         whose threads wait for each other at every operator)."""
         return self.workers or (1 if device_type == "cuda" else cpu_cores())
 

@@ -36,16 +36,16 @@ class StartupError(Exception):
     """The pipeline cannot start (one line for the user)."""
 
 
-def load_detector(config: PipelineConfig, workers: bool = True) -> Any:
-    """The shared detector of the run, with the inference threads of each of its `detector.workers` (`workers`
-    False: of one worker, as a process of the `detect` role runs it); raises `StartupError` with the
-    detector's one-line message."""
+def load_detector(config: PipelineConfig, one_worker: bool = False) -> Any:
+    """The shared detector of the run, with the CPU inference threads of each of its `detector.workers` (or,
+    `one_worker`, those of a lone worker: `detector.threads`, by default every core, as a process of the
+    `detect` role runs it); raises `StartupError` with the detector's one-line message."""
     from detector import Detector
     from detector.predict import pick_device
 
     d = config.detector
     try:
-        threads = d.threads_for(pick_device(d.device).type) if workers else d.threads
+        threads = d.threads if one_worker else d.threads_for(pick_device(d.device).type)
         # the detector reports down to the tracker's low_score (see `tracker_config`)
         det = Detector.load(d.weights, device=d.device, threshold=config.tracker.low_score,
                             runtime=d.runtime, precision=d.precision, threads=threads)
@@ -270,7 +270,7 @@ class Pipeline:
         from pipeline.distributed.roles import StreamsUnavailable, build_role
 
         def detector() -> Any:
-            return self.detector if self.detector is not None else load_detector(self.config, workers=False)
+            return self.detector if self.detector is not None else load_detector(self.config, one_worker=True)
 
         try:
             stages, abortable = build_role(role, self.config, mux=mux, detector_factory=detector,

@@ -11,7 +11,7 @@ if os.environ.get("ITD_FAKE_DETECTOR") == "1":
     import pipeline.graph
     from conftest import FakeDetector
 
-    pipeline.graph.load_detector = lambda config: FakeDetector()
+    pipeline.graph.load_detector = lambda config, **_: FakeDetector()
 
 from pipeline.cli import main  # noqa: E402
 
