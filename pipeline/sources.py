@@ -60,7 +60,10 @@ def decode_video(container, timer=None, no_frame_timeout: float | None = None, f
     if not container.streams.video:
         raise SourceError("no video stream")
     stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
+    # decoded in this thread: frame threads ("AUTO", "FRAME") hold back one frame per extra thread (3 threads:
+    # a live 25 fps camera's frames come out 80 ms late), and slice threads idle on one-slice frames while
+    # taking turns on the cores the detect workers use
+    stream.thread_type = "NONE"
     rate = stream.average_rate or stream.guessed_rate
     fps = float(rate) if rate else None
     bad, last_frame, count, first_error = 0, time.monotonic(), 0, None
