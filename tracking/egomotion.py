@@ -26,7 +26,7 @@ def _background(frame: np.ndarray) -> np.ndarray:
 
     Equal to `ndimage.maximum_filter(ndimage.minimum_filter(f, 7), 7)` ('reflect' edges: a mirrored sample
     repeats one already inside the window, and OpenCV's default morphology border clips the window at the
-    edges, which is the same), in the frame's own dtype: ~0.05 ms instead of 11 ms for 256x256."""
+    edges, which is the same), in the frame's own dtype: ~0.05 ms for the 256x256 window (NumPy passes 0.16 ms)."""
     f = np.asarray(frame)
     if f.dtype not in (np.uint8, np.uint16, np.int16, np.float32, np.float64):
         f = f.astype(np.float32)
