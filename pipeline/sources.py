@@ -19,7 +19,7 @@ import numpy as np
 
 from detector.imageio import image_to_grey
 from tracking.egomotion import SceneMotion
-from tracking.sequences import SequenceError, video_ended_early, video_frame_to_grey
+from tracking.sequences import DECODE_THREADS, SequenceError, video_ended_early, video_frame_to_grey
 from pipeline.config import CameraConfig, FileSource, ImagesSource, RtspSource, SequenceSource, redact_url
 from pipeline.frames import EndOfStream, Frame
 from pipeline.health import FAILED, FINISHED, OFFLINE, ONLINE, RECONNECTING
@@ -60,10 +60,7 @@ def decode_video(container, timer=None, no_frame_timeout: float | None = None, f
     if not container.streams.video:
         raise SourceError("no video stream")
     stream = container.streams.video[0]
-    # decoded in this thread: frame threads ("AUTO", "FRAME") hold back one frame per extra thread (3 threads:
-    # a live 25 fps camera's frames come out 80 ms late), and slice threads idle on one-slice frames while
-    # taking turns on the cores the detect workers use
-    stream.thread_type = "NONE"
+    stream.thread_type = DECODE_THREADS
     rate = stream.average_rate or stream.guessed_rate
     fps = float(rate) if rate else None
     bad, last_frame, count, first_error = 0, time.monotonic(), 0, None

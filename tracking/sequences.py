@@ -74,6 +74,13 @@ class ImageListSequence(Sequence):
                 yield i, image_to_grey(im)
 
 
+# PyAV's decoder threading for every video read here and by the pipeline's cameras: none, decoded in the
+# reader's own thread. Frame threads ("AUTO", "FRAME") hold back one frame per extra thread (3 threads: a live
+# 25 fps camera's frames come out 80 ms late); slice threads gain nothing on one-slice frames (0.9 ms a
+# 640x512 frame either way) and take turns on the cores the detect workers use.
+DECODE_THREADS = "NONE"
+
+
 def video_frame_to_grey(frame: "av.VideoFrame") -> np.ndarray:
     """The frame's luma as a 2-D array: uint16 for formats deeper than 8 bits, else uint8.
 
@@ -112,9 +119,7 @@ class VideoSequence(Sequence):
 
         i = 0
         with av.open(str(self.path)) as c:
-            # decoded in this thread: PyAV's default slice threads gain nothing on one-slice frames (0.9 ms a
-            # 640x512 frame either way) and, in the pipeline, take turns on the cores the detect workers use
-            c.streams.video[0].thread_type = "NONE"
+            c.streams.video[0].thread_type = DECODE_THREADS
             try:
                 for i, fr in enumerate(c.decode(video=0), start=1):
                     yield i, video_frame_to_grey(fr)
