@@ -91,7 +91,7 @@ def main() -> None:
                 continue
             report = previous(out / f"{label}-{folder}" / "metrics.json", det) if args.reuse else None
             if report is None:
-                samples = open_dataset(data / folder, split, args.every)
+                samples = open_dataset(data / folder, split, args.every, motion=det.takes_motion)
                 report = run_eval(det, samples, str(data / folder), split, out / f"{label}-{folder}")
             p = report["point"]
             rec = {"variant": label, "dataset": name, "images": report["images"], "targets": report["targets"],

@@ -47,7 +47,7 @@ def detector_digest(weights: Path) -> str:
 
     code = Path(detector.__file__).parent
     h = hashlib.sha256(file_sha256(weights).encode())
-    for name in ("inference.py", "predict.py", "detections.py"):
+    for name in ("inference.py", "predict.py", "detections.py", "motion.py"):
         h.update((code / name).read_bytes())
     return h.hexdigest()[:16]
 
@@ -58,8 +58,9 @@ class CachedDetector:
 
     device, variant = "cpu", "cached"
 
-    def __init__(self, load, path: Path, low_score: float) -> None:
+    def __init__(self, load, path: Path, low_score: float, motion_params: dict | None = None) -> None:
         self.load, self.path, self.low_score = load, path, low_score
+        self.motion_params = motion_params  # the camera readers compute the residuals these weights take
         self.real = None
         self.entries: dict[bytes, Detections] = {}
         self.dirty = False
@@ -71,15 +72,21 @@ class CachedDetector:
                     self.entries[bytes(key)] = Detections(z["xy"][s], z["ltrb"][s], z["score"][s])
 
     @staticmethod
-    def key(image: np.ndarray) -> bytes:
-        return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
+    def key(image: np.ndarray, motion: np.ndarray | None = None) -> bytes:
+        h = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16)
+        if motion is not None:
+            h.update(np.ascontiguousarray(motion).tobytes())
+        return h.digest()
 
-    def predict_batch(self, frames: list[np.ndarray], timings: dict | None = None) -> list[Detections]:
-        keys = [self.key(f) for f in frames]
+    def predict_batch(self, frames: list[np.ndarray], timings: dict | None = None,
+                      motion: list[np.ndarray | None] | None = None) -> list[Detections]:
+        motion = motion if motion is not None else [None] * len(frames)
+        keys = [self.key(f, m) for f, m in zip(frames, motion)]
         todo = [i for i, k in enumerate(keys) if k not in self.entries]
         if todo:
             self.real = self.real or self.load()
-            for i, d in zip(todo, self.real.predict_batch([frames[i] for i in todo], timings)):
+            for i, d in zip(todo, self.real.predict_batch([frames[i] for i in todo], timings,
+                                                          motion=[motion[i] for i in todo])):
                 self.entries[keys[i]] = d
             self.dirty = True
         return [(d := self.entries[k])[d.score >= self.low_score] for k in keys]
@@ -163,7 +170,7 @@ def main() -> None:
                     "around it (red ring) with the labelled targets (green boxes)")
     a = ap.parse_args()
     from detector import Detector
-    from detector.checkpoint import resolve_weights
+    from detector.checkpoint import read_meta, resolve_weights
     from pipeline.graph import tracker_config
     from pipeline.replay import replay_folder
     from tracking.sequences import SequenceError
@@ -184,7 +191,9 @@ def main() -> None:
                                      runtime=d.runtime, precision=d.precision, threads=d.threads)
         if not a.cache:
             return load()
-        det = CachedDetector(load, Path(a.cache) / f"{weights.stem}-{digest}" / f"{path.stem}.npz", low)
+        pre = read_meta(weights).get("preprocessing", {})
+        det = CachedDetector(load, Path(a.cache) / f"{weights.stem}-{digest}" / f"{path.stem}.npz", low,
+                             pre.get("motion") if int(pre.get("channels", 1)) > 1 else None)
         cached.append(det)
         return det
 

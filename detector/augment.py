@@ -14,7 +14,7 @@ from PIL import Image
 from .datasets import Sample
 from .encoding import encode_targets
 from .imageio import IMAGE_SUFFIXES, frame_stats, load_grey, normalize
-from .synthetic import flat_sky, inject_targets
+from .synthetic import flat_sky, inject_targets, moving_sequence, split_backgrounds
 
 
 def _resize(image: np.ndarray, scale: float) -> np.ndarray:
@@ -49,12 +49,19 @@ class TrainSet(torch.utils.data.Dataset):
     `sources`: (samples, weight) pairs; a real sample is drawn from a source with probability proportional to
     its weight. `synthetic_share` of the samples are synthetic targets in target-free backgrounds (a quarter of
     those on a plain noisy sky). `invert`: share of samples with the polarity flipped (black-hot cameras).
+
+    `channels=2` trains the motion input (`detector.motion`): video samples carry their residual (blanked for
+    `blank_motion` of them, so still images and a stream's first frames work), `moving_share` of the samples
+    are short moving sequences rendered on the backgrounds (`synthetic.moving_sequence`) and run through
+    ego-motion and the motion background as the pipeline does, still images get a blank channel, and
+    `spikes` of the still samples get single-pixel spikes (hot pixels, stars) that are not targets.
     """
 
     def __init__(self, sources: list[tuple[list[Sample], float]], stride: int, crop: int = 192, length: int = 1024,
-                 backgrounds: str | Path | None = None, synthetic_share: float = 0.3,
+                 backgrounds: str | Path | list | None = None, synthetic_share: float = 0.3,
                  scale: tuple[float, float] = (0.8, 1.25), seed: int = 0, invert: float = 0.25,
-                 extended: float = 0.2, dark: float = 0.15) -> None:
+                 extended: float = 0.2, dark: float = 0.15, channels: int = 1, moving_share: float = 0.25,
+                 blank_motion: float = 0.2, spikes: float = 0.3) -> None:
         sources = [(s, float(w)) for s, w in sources if len(s) and w > 0]
         self.sources = [s for s, _ in sources]
         weights = np.array([w for _, w in sources], float)
@@ -62,12 +69,12 @@ class TrainSet(torch.utils.data.Dataset):
         self.stride, self.crop, self.length = stride, crop, length
         self.scale, self.seed, self.epoch = scale, seed, 0
         self.invert, self.extended, self.dark = invert, extended, dark
-        self.backgrounds = []
-        if backgrounds and Path(backgrounds).is_dir():
-            self.backgrounds = [load_grey(p) for p in sorted(Path(backgrounds).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+        self.channels, self.blank_motion, self.spikes = channels, blank_motion, spikes
+        self.backgrounds = [load_grey(p) for p in background_files(backgrounds)]
         # a crop of a background is normalised with the whole frame's statistics, as at inference
         self.background_stats = [frame_stats(b) for b in self.backgrounds]
         self.synthetic_share = synthetic_share if (self.backgrounds or not self.sources) else 0.0
+        self.moving_share = moving_share if channels > 1 else 0.0
 
     def __len__(self) -> int:
         return self.length
@@ -93,53 +100,111 @@ class TrainSet(torch.utils.data.Dataset):
         image, cents, boxes = inject_targets(region, rng, n, extended=self.extended, dark=self.dark)
         return image, cents, boxes, stats, grey
 
+    def _moving(self, rng: np.random.Generator):
+        """The last frame of a rendered moving sequence, its motion residual and targets."""
+        if self.backgrounds and rng.random() < 0.8:
+            bg = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
+        else:
+            bg = flat_sky((2 * self.crop + 64, 2 * self.crop + 64), rng)
+        grey = 257.0 if bg.dtype == np.uint16 else 1.0
+        frames, cents, boxes = moving_sequence(bg, rng, 2 * self.crop, int(rng.integers(12, 30)), grey,
+                                               extended=self.extended, dark=self.dark)
+        return frames[-1].astype(np.float32), sequence_residuals(frames)[-1], cents, boxes, grey
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        if rng.random() < self.synthetic_share:
+        motion, stats, effects = None, None, True
+        r = rng.random()
+        if r < self.moving_share:
+            image, motion, cents, boxes, grey = self._moving(rng)
+            effects = False  # noise and compression are in the rendered frames, under the residual too
+        elif r < self.moving_share + self.synthetic_share:
             image, cents, boxes, stats, grey = self._synthetic(rng)
         else:
-            stats = None
             src = self.sources[rng.choice(len(self.sources), p=self.source_p)]
             s = src[rng.integers(len(src))]
             grey = 257.0 if s.image.dtype == np.uint16 else 1.0
             image, cents, boxes = s.image.astype(np.float32), s.centroids, s.boxes
-            if rng.random() < 0.3:  # extra synthetic targets in a real scene
+            if s.motion is not None and self.channels > 1:
+                motion, effects = s.motion, False
+            elif rng.random() < 0.3:  # extra synthetic targets in a real still scene
                 image, c2, b2 = inject_targets(image, rng, int(rng.integers(1, 3)), extended=self.extended, dark=self.dark)
                 cents, boxes = np.concatenate([cents, c2]), np.concatenate([boxes, b2])
-        image = normalize(_sensor_effects(image, rng, grey), stats)
+        if self.channels > 1 and motion is None and rng.random() < self.spikes:
+            image = add_spikes(image, rng, grey)
+        if motion is not None and rng.random() < self.blank_motion:
+            motion = None
+        layers = [normalize(_sensor_effects(image, rng, grey) if effects else image, stats)]
+        if self.channels > 1:
+            layers.append(normalize(motion) if motion is not None else np.zeros_like(layers[0]))
         if rng.random() < self.invert:
-            image = -image
+            layers = [-x for x in layers]
         k = rng.uniform(*self.scale)
         if abs(k - 1) > 0.02:
-            h, w = image.shape
-            image = _resize(image, k)
-            cents, boxes = _scale_targets(cents, boxes, image.shape[1] / w, image.shape[0] / h)
+            h, w = layers[0].shape
+            layers = [_resize(x, k) for x in layers]
+            cents, boxes = _scale_targets(cents, boxes, layers[0].shape[1] / w, layers[0].shape[0] / h)
         if rng.random() < 0.5:
-            w = image.shape[1]
-            image = image[:, ::-1]
+            w = layers[0].shape[1]
+            layers = [x[:, ::-1] for x in layers]
             cents = np.stack([w - 1 - cents[:, 0], cents[:, 1]], 1)
             boxes = np.stack([w - 1 - boxes[:, 2], boxes[:, 1], w - 1 - boxes[:, 0], boxes[:, 3]], 1)
         if rng.random() < 0.5:
-            h = image.shape[0]
-            image = image[::-1]
+            h = layers[0].shape[0]
+            layers = [x[::-1] for x in layers]
             cents = np.stack([cents[:, 0], h - 1 - cents[:, 1]], 1)
             boxes = np.stack([boxes[:, 0], h - 1 - boxes[:, 3], boxes[:, 2], h - 1 - boxes[:, 1]], 1)
         # random crop (zero padding = the frame mean after standardisation)
         c = self.crop
-        h, w = image.shape
+        h, w = layers[0].shape
         y0 = int(rng.integers(0, max(1, h - c + 1)))
         x0 = int(rng.integers(0, max(1, w - c + 1)))
         if len(cents) and rng.random() < 0.7:  # most crops contain a target
             tx, ty = cents[rng.integers(len(cents))]
             x0 = int(np.clip(tx - rng.uniform(8, c - 8), 0, max(0, w - c)))
             y0 = int(np.clip(ty - rng.uniform(8, c - 8), 0, max(0, h - c)))
-        crop = np.zeros((c, c), np.float32)
-        part = image[y0:y0 + c, x0:x0 + c]
-        crop[: part.shape[0], : part.shape[1]] = part
+        crop = np.zeros((len(layers), c, c), np.float32)
+        for i, x in enumerate(layers):
+            part = x[y0:y0 + c, x0:x0 + c]
+            crop[i, : part.shape[0], : part.shape[1]] = part
+        ph, pw = min(c, h - y0), min(c, w - x0)
         cents = cents - [x0, y0]
         boxes = boxes - [x0, y0, x0, y0]
-        inside = (cents[:, 0] >= 0) & (cents[:, 0] <= part.shape[1] - 1) & (cents[:, 1] >= 0) & (cents[:, 1] <= part.shape[0] - 1)
+        inside = (cents[:, 0] >= 0) & (cents[:, 0] <= pw - 1) & (cents[:, 1] >= 0) & (cents[:, 1] <= ph - 1)
         t = encode_targets(cents[inside], boxes[inside], (c // self.stride, c // self.stride), self.stride)
         out = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in t.items()}
-        out["image"] = torch.from_numpy(np.ascontiguousarray(crop))[None]
+        out["image"] = torch.from_numpy(crop)
         return out
+
+
+def background_files(backgrounds: str | Path | list | None) -> list[Path]:
+    """Target-free background images: a folder's training scenes (`synthetic.split_backgrounds`; never the
+    benchmark's), or an explicit list of files."""
+    if not backgrounds:
+        return []
+    if isinstance(backgrounds, (list, tuple)):
+        return [Path(p) for p in backgrounds]
+    folder = Path(backgrounds)
+    if not folder.is_dir():
+        return []
+    return split_backgrounds(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[0]
+
+
+def add_spikes(image: np.ndarray, rng: np.random.Generator, grey: float = 1.0) -> np.ndarray:
+    """1-5 single-pixel spikes (hot pixels, stars) 15-120 grey levels above the frame: not targets."""
+    out = image.copy()
+    h, w = out.shape
+    n = int(rng.integers(1, 6))
+    ys, xs = rng.integers(0, h, n), rng.integers(0, w, n)
+    out[ys, xs] += rng.uniform(15, 120, n).astype(np.float32) * grey
+    return out
+
+
+def sequence_residuals(frames: list[np.ndarray]) -> list[np.ndarray | None]:
+    """Each frame's motion residual with the scene offsets ego-motion measures, as the pipeline computes them."""
+    from tracking.egomotion import SceneMotion
+
+    from .motion import residuals
+
+    scene = SceneMotion()
+    return residuals(frames, [scene.update(f) for f in frames])

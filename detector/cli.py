@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=None)
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    t.add_argument("--motion", action="store_true",
+                   help="the frame + motion input (2 channels): video frames with their motion residual, moving "
+                        "synthetic sequences, still images with a blank motion channel")
+    t.add_argument("--bf16", action="store_true", help="bfloat16 autocast of the forward pass (CPU with AVX512-BF16)")
+    t.add_argument("--channels-last", action="store_true", help="channels-last memory format")
 
     e = sub.add_parser("eval", help="P/R/F1, Pd/Fa, AP50, by size; JSON + PR curve PNG")
     e.add_argument("--weights", default=None, help="checkpoint, or a shipped variant name (default: fast)")
@@ -48,8 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16", "int8"],
                    help="how the model runs (int8: the calibrated model beside the weights, CPU)")
 
-    r = sub.add_parser("predict", help="detect in images; one JSON line per image")
-    r.add_argument("paths", nargs="+", help="image files or folders")
+    r = sub.add_parser("predict", help="detect in images or a video; one JSON line per image or frame")
+    r.add_argument("paths", nargs="+", help="image files or folders; or one video file (or, with --sequence, one "
+                   "folder of frames in order): one line per frame, with the motion input when the weights take it")
+    r.add_argument("--sequence", action="store_true", help="the one folder given holds the frames of one video, in "
+                   "name order")
     r.add_argument("--weights", default=None, help="checkpoint, or a shipped variant name (default: fast)")
     r.add_argument("--out", default="-", help="JSONL file (default: stdout)")
     r.add_argument("--threshold", type=float, default=None, help="override the checkpoint's threshold")
@@ -82,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 
             best = train(args.variant, args.data, args.out, args.epochs, args.iters, args.batch, args.crop, args.lr,
                          val_every=args.val_every, backgrounds=args.backgrounds, device=args.device,
-                         seed=args.seed, resume=args.resume, threads=args.threads, init=args.init)
+                         seed=args.seed, resume=args.resume, threads=args.threads, init=args.init,
+                         motion=args.motion, bf16=args.bf16, channels_last=args.channels_last)
             print(f"best val F1 {best['f1']:.3f} at epoch {best.get('epoch')} (threshold {best.get('threshold')}) "
                   f"-> {Path(args.out) / 'best.pt'}")
         elif args.command == "eval":
@@ -91,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             from .predict import Detector
 
             det = Detector.load(args.weights, args.device, precision=args.precision)
-            samples = open_dataset(args.data, args.split, args.every)
+            samples = open_dataset(args.data, args.split, args.every, motion=det.takes_motion)
             report = run_eval(det, samples, args.data, args.split, Path(args.out) if args.out else None)
             print(format_report(report))
             if args.out:
@@ -113,6 +122,56 @@ def main(argv: list[str] | None = None) -> int:
     return ExitStatus.OK
 
 
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".ts", ".webm", ".m4v"}
+
+
+def _video_frames(args):
+    """(1-based frame number, grey frame) of the one video file or, `--sequence`, the folder's images in order."""
+    if args.sequence:
+        if len(args.paths) != 1 or not Path(args.paths[0]).is_dir():
+            raise DetectorError("--sequence takes one folder of frames")
+        from .imageio import load_grey
+
+        for i, p in enumerate(_images(args.paths), start=1):
+            yield i, load_grey(p)
+        return
+    from tracking.sequences import SequenceError, open_sequence
+
+    try:
+        yield from open_sequence(args.paths[0]).frames()
+    except SequenceError as exc:
+        raise DetectorError(str(exc)) from None
+
+
+def _predict_video(args) -> int:
+    """One JSON line per frame, in order: {"frame": n (1-based), "width", "height", "detections"}. Weights that
+    take the motion input get each frame's residual against the aligned background of the frames before it
+    (ego-motion as the pipeline measures it)."""
+    from .predict import Detector
+
+    det = Detector.load(args.weights, args.device, args.threshold)
+    background = det.motion_background()
+    scene = None
+    if background is not None:
+        from tracking.egomotion import SceneMotion
+
+        scene = SceneMotion()
+    out = sys.stdout if args.out == "-" else open(args.out, "w")
+    try:
+        for i, image in _video_frames(args):
+            motion = None
+            if background is not None:
+                motion = background.update(image, scene.update(image))
+            (dets,) = det.predict_batch([image], motion=[motion])
+            out.write(json.dumps({"frame": i, "width": image.shape[1], "height": image.shape[0],
+                                  "detections": dets.to_dicts()}) + "\n")
+        out.flush()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return ExitStatus.OK
+
+
 def _predict(args) -> int:
     """One JSON line per readable image; unreadable ones are named on stderr. Status: OK when every image was
     read, FAILED when some were skipped, USAGE when none could be read."""
@@ -121,6 +180,8 @@ def _predict(args) -> int:
     from .imageio import load_grey
     from .predict import Detector
 
+    if args.sequence or (len(args.paths) == 1 and Path(args.paths[0]).suffix.lower() in VIDEO_SUFFIXES):
+        return _predict_video(args)
     paths = _images(args.paths)
     det = Detector.load(args.weights, args.device, args.threshold)
     out = sys.stdout if args.out == "-" else open(args.out, "w")

@@ -21,8 +21,6 @@ from .metrics import GATE_PX
 SPLITS = ("train", "val", "test")
 
 
-
-
 @dataclass
 class Sample:
     name: str
@@ -30,6 +28,7 @@ class Sample:
     centroids: np.ndarray  # (N, 2) float
     boxes: np.ndarray  # (N, 4) float, inclusive pixel indices
     gates: np.ndarray | None = None  # (N,) match radius in px; None: GATE_PX for every target
+    motion: np.ndarray | None = None  # (H, W) int16 motion residual (video frames, `detector.motion`)
 
     def __post_init__(self) -> None:
         if self.gates is None:
@@ -165,10 +164,11 @@ def read_mdvsfa(root: str | Path, split: str) -> list[Sample]:
     return read_mask_folder(root, split, "test_org", "test_gt", names)
 
 
-def open_dataset(path: str | Path, split: str, every: int | None = None) -> list[Sample]:
+def open_dataset(path: str | Path, split: str, every: int | None = None, motion: bool = False) -> list[Sample]:
     """Read `split` of a dataset, detecting its layout: a COCO json (file, or `<split>.json` / `annotations/`
     in the folder), halmstad-ir (videos/ + labels/ + splits/; every `every`-th frame, default 10), IRSTD-1k,
-    MDvsFA, SIRST (boxes/ or centroids/ beside images/) or a mask folder (images/ + masks/)."""
+    MDvsFA, SIRST (boxes/ or centroids/ beside images/) or a mask folder (images/ + masks/). `motion`: video
+    frames carry their motion residual (still images never do)."""
     path = Path(path)
     if not path.exists():
         raise DetectorError(f"{path}: no such file or folder")
@@ -180,7 +180,7 @@ def open_dataset(path: str | Path, split: str, every: int | None = None) -> list
     if (path / "videos").is_dir() and (path / "labels").is_dir():
         from .video_frames import read_video_dataset
 
-        return read_video_dataset(path, split, every or 10)
+        return read_video_dataset(path, split, every or 10, motion)
     if (path / "IRSTD1k_Img").is_dir():
         return read_irstd1k(path, split)
     if (path / "test_org").is_dir():

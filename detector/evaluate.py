@@ -19,22 +19,31 @@ LOW_THRESHOLD = 0.05  # keep every plausible peak; thresholds are applied afterw
 
 def collect(model: nn.Module | Callable, samples: list[Sample], stride: int, multiple: int, device: torch.device,
             batch: int = 1, noise_floor: float = NOISE_FLOOR, suppress_from: float = 0.5,
-            progress: bool = False) -> list[ImageResult]:
+            progress: bool = False, channels: int | None = None) -> list[ImageResult]:
     """Predictions (all peaks above LOW_THRESHOLD) paired with the truth, per image; peaks inside the box of a
     stronger one scoring `suppress_from` or more are dropped, as `Detector` does at its operating threshold.
-    `progress`: a bar on stderr when it is a terminal."""
+    `progress`: a bar on stderr when it is a terminal. `channels`: the model's input channels (default: read
+    from a module's first convolution); a motion model gets each sample's motion residual."""
     from tqdm import tqdm
 
     if isinstance(model, nn.Module):
         model.eval()
+    if channels is None:
+        channels = input_channels(model) if isinstance(model, nn.Module) else 1
     out = []
     for i in tqdm(range(0, len(samples), batch), "eval", unit="batch", leave=False, disable=None if progress else True):
         chunk = samples[i:i + batch]
         dets = run(model, [s.image for s in chunk], stride, multiple, LOW_THRESHOLD, device, noise_floor=noise_floor,
-                   suppress_from=suppress_from)
+                   suppress_from=suppress_from, channels=channels,
+                   motion=[s.motion for s in chunk])
         for s, d in zip(chunk, dets):
             out.append(ImageResult(d.xy.astype(float), d.score, d.xyxy, s.centroids, s.boxes, s.image.shape, s.gates))
     return out
+
+
+def input_channels(model: nn.Module) -> int:
+    """How many input channels a model takes (its first convolution's)."""
+    return next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
 
 
 def plot_pr(curve: list[dict], threshold: float, path: Path, title: str) -> None:
@@ -75,7 +84,8 @@ def format_report(report: dict) -> str:
 def run_eval(detector, samples: list[Sample], data: str, split: str, out: Path | None) -> dict:
     # the detector's runner: what `predict` and the pipeline run (ONNX Runtime fp32 or int8 on a CPU)
     images = collect(detector.runner, samples, detector.stride, detector.multiple, detector.device,
-                     noise_floor=detector.noise_floor, suppress_from=detector.threshold, progress=True)
+                     noise_floor=detector.noise_floor, suppress_from=detector.threshold, progress=True,
+                     channels=detector.channels)
     report = {"weights": detector.meta["path"], "variant": detector.variant, "runtime": detector.runtime,
               "precision": detector.precision, "data": data, "split": split,
               **evaluate(images, detector.threshold)}

@@ -94,14 +94,15 @@ def frame_stats(img: np.ndarray, noise_floor: float = NOISE_FLOOR) -> tuple[floa
     return mean, max(std, 1e-3 * max(abs(mean), 1.0), 1e-6)
 
 
-def normalize(img: np.ndarray, stats: tuple[float, float] | None = None, noise_floor: float = NOISE_FLOOR) -> np.ndarray:
+def normalize(img: np.ndarray, stats: tuple[float, float] | None = None, noise_floor: float = NOISE_FLOOR,
+              out: np.ndarray | None = None) -> np.ndarray:
     """Per-frame standardisation to float32 with a noise floor on the scale (see `frame_stats`).
 
-    `stats` (mean, scale) of the whole frame, when `img` is a part of it. Recorded in checkpoints as
+    `stats` (mean, scale) of the whole frame, when `img` is a part of it; `out`: a float32 array to write into. Recorded in checkpoints as
     preprocessing mode `standardize` with its `noise_floor` (0 for checkpoints from before the floor).
     """
     mean, std = stats if stats is not None else frame_stats(img, noise_floor)
-    x = np.asarray(img, dtype=np.float32) - np.float32(mean)
+    x = np.subtract(img, np.float32(mean), out=out, dtype=np.float32)
     x /= np.float32(std)
     return x
 

@@ -14,19 +14,39 @@ from .imageio import NOISE_FLOOR, normalize, to_grey
 from .peaks import extract_peaks, extract_peaks_cupy, extract_peaks_numpy
 
 
-def to_batch(frames: list[np.ndarray], multiple: int, noise_floor: float = NOISE_FLOOR
+def model_input(frame: np.ndarray, motion: np.ndarray | None = None, channels: int = 1,
+                noise_floor: float = NOISE_FLOOR) -> np.ndarray:
+    """What the model sees of one frame: (channels, H, W) float32. Channel 0 is the normalised frame; a
+    motion model's channel 1 is its motion residual (`detector.motion`) normalised the same way, or zeros
+    when there is none (a still image, the first frames of a stream, a slew)."""
+    grey = to_grey(frame)
+    if channels == 1:
+        return normalize(grey, noise_floor=noise_floor)[None]
+    out = np.empty((channels,) + grey.shape, np.float32)
+    normalize(grey, noise_floor=noise_floor, out=out[0])
+    if motion is not None:
+        normalize(motion, noise_floor=noise_floor, out=out[1])
+    else:
+        out[1] = 0.0
+    return out
+
+
+def to_batch(frames: list[np.ndarray], multiple: int, noise_floor: float = NOISE_FLOOR,
+             motion: list[np.ndarray | None] | None = None, channels: int = 1
              ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-    """Normalise each frame and pad bottom/right (never shifting content) to a common multiple of `multiple`."""
-    arrays = [normalize(to_grey(f), noise_floor=noise_floor) for f in frames]
-    sizes = [a.shape for a in arrays]
+    """Model inputs of the frames (`model_input`), padded bottom/right (never shifting content) to a common
+    multiple of `multiple`."""
+    motion = motion if motion is not None else [None] * len(frames)
+    arrays = [model_input(f, m, channels, noise_floor) for f, m in zip(frames, motion)]
+    sizes = [a.shape[1:] for a in arrays]
     h = max(s[0] for s in sizes)
     w = max(s[1] for s in sizes)
     h, w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
-    if len(arrays) == 1 and arrays[0].shape == (h, w):  # one frame, no padding: the batch is a view of it
-        return torch.from_numpy(arrays[0][None, None]), sizes
-    batch = np.zeros((len(arrays), 1, h, w), np.float32)
+    if len(arrays) == 1 and arrays[0].shape[1:] == (h, w):  # one frame, no padding: the batch is a view of it
+        return torch.from_numpy(arrays[0][None]), sizes
+    batch = np.zeros((len(arrays), channels, h, w), np.float32)
     for i, a in enumerate(arrays):
-        batch[i, 0, : a.shape[0], : a.shape[1]] = a
+        batch[i, :, : a.shape[1], : a.shape[2]] = a
     return torch.from_numpy(batch), sizes
 
 
@@ -102,10 +122,12 @@ def decode(outputs: dict[str, torch.Tensor], sizes: list[tuple[int, int]], strid
 
 def run(forward: Callable[[torch.Tensor], dict[str, torch.Tensor]], frames: list[np.ndarray], stride: int,
         multiple: int, threshold: float, device: torch.device, top_k: int = 100, timings: dict | None = None,
-        noise_floor: float = NOISE_FLOOR, suppress_from: float | None = None) -> list[Detections]:
-    """Forward (a model or a `runtime` runner) + decode for a batch of frames of any sizes."""
+        noise_floor: float = NOISE_FLOOR, suppress_from: float | None = None,
+        motion: list[np.ndarray | None] | None = None, channels: int = 1) -> list[Detections]:
+    """Forward (a model or a `runtime` runner) + decode for a batch of frames of any sizes (`motion`: each
+    frame's motion residual or None, for a model of 2 input `channels`)."""
     t0 = time.perf_counter()
-    batch, sizes = to_batch(frames, multiple, noise_floor)
+    batch, sizes = to_batch(frames, multiple, noise_floor, motion, channels)
     with torch.inference_mode():
         outputs = forward(batch.to(device))
         if device.type == "cuda":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -12,6 +13,9 @@ from .errors import DetectorError
 from .imageio import checkpoint_noise_floor
 from .inference import run
 from .runtime import make_runner
+
+if TYPE_CHECKING:
+    from .motion import MotionBackground
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -52,6 +56,19 @@ class Detector:
         self.operating_threshold: float = float(meta.get("threshold", 0.5))  # chosen on val, in the checkpoint
         self.threshold: float = self.operating_threshold if threshold is None else float(threshold)
         self.top_k = top_k
+        self.channels: int = int(meta.get("preprocessing", {}).get("channels", 1))
+        self.motion_params: dict | None = meta.get("preprocessing", {}).get("motion") if self.channels > 1 else None
+
+    @property
+    def takes_motion(self) -> bool:
+        """Whether the weights take the motion input (frame + residual) besides the frame."""
+        return self.motion_params is not None
+
+    def motion_background(self) -> "MotionBackground | None":
+        """A fresh per-camera background for this detector's motion input (None: frame-only weights)."""
+        from .motion import MotionBackground
+
+        return MotionBackground.from_meta(self.motion_params) if self.takes_motion else None
 
     @classmethod
     def load(cls, weights: str | Path | None = None, device: str = "auto", threshold: float | None = None,
@@ -64,12 +81,13 @@ class Detector:
     def predict(self, frame: np.ndarray) -> Detections:
         return self.predict_batch([frame])[0]
 
-    def predict_batch(self, frames: list[np.ndarray], timings: dict | None = None, threshold: float | None = None
-                      ) -> list[Detections]:
+    def predict_batch(self, frames: list[np.ndarray], timings: dict | None = None, threshold: float | None = None,
+                      motion: list[np.ndarray | None] | None = None) -> list[Detections]:
         """Detect in several frames (any sizes, 8/16-bit grey or colour) in one forward pass; `threshold`
-        overrides the operating one (a tracker's `low_score`)."""
+        overrides the operating one (a tracker's `low_score`); `motion`: each frame's residual from its
+        camera's `motion_background()` (None, or a None entry: no motion input for that frame)."""
         if not frames:
             return []
         thr = self.threshold if threshold is None else threshold
         return run(self.runner, list(frames), self.stride, self.multiple, thr, self.device, self.top_k, timings,
-                   self.noise_floor, suppress_from=self.operating_threshold)
+                   self.noise_floor, suppress_from=self.operating_threshold, motion=motion, channels=self.channels)

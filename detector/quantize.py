@@ -61,11 +61,14 @@ def load_int8(weights: Path) -> bytes:
     return data
 
 
-class _Frames:
-    """ONNX Runtime's calibration reader: one normalised, padded frame per run."""
+Calibration = list  # of grey frames, or of (frame, motion residual or None) pairs for a motion model
 
-    def __init__(self, frames: list[np.ndarray], multiple: int, noise_floor: float) -> None:
-        self.frames, self.multiple, self.noise_floor = frames, multiple, noise_floor
+
+class _Frames:
+    """ONNX Runtime's calibration reader: one model input (normalised, padded) per run."""
+
+    def __init__(self, frames: Calibration, multiple: int, noise_floor: float, channels: int = 1) -> None:
+        self.frames, self.multiple, self.noise_floor, self.channels = frames, multiple, noise_floor, channels
         self.i = 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -73,7 +76,9 @@ class _Frames:
 
         if self.i >= len(self.frames):
             return None
-        batch, _ = to_batch([self.frames[self.i]], self.multiple, self.noise_floor)
+        item = self.frames[self.i]
+        image, motion = item if isinstance(item, tuple) else (item, None)
+        batch, _ = to_batch([image], self.multiple, self.noise_floor, [motion], self.channels)
         self.i += 1
         return {"image": batch.numpy()}
 
@@ -97,7 +102,8 @@ def quantize_model(model, meta: dict, frames: list[np.ndarray], fp32_nodes: tupl
         raise DetectorError("no calibration frames")
     fp32 = onnx.load_from_string(export_onnx(model))
     exclude = [n.name for n in fp32.graph.node if any(s in n.name for s in fp32_nodes)]
-    reader = _Frames(frames, int(meta.get("preprocessing", {}).get("pad_multiple", 32)), checkpoint_noise_floor(meta))
+    pre = meta.get("preprocessing", {})
+    reader = _Frames(frames, int(pre.get("pad_multiple", 32)), checkpoint_noise_floor(meta), int(pre.get("channels", 1)))
     root = logging.getLogger()
     level, root.level = root.level, logging.ERROR  # ONNX Runtime's advice to pre-process (shape inference)
     try:
@@ -131,20 +137,23 @@ def quantize(weights: str | Path | None, frames: list[np.ndarray], note: str = "
     return target
 
 
-def calibration_frames(paths: Iterable[str | Path], every: int, limit: int | None) -> list[np.ndarray]:
+def calibration_frames(paths: Iterable[str | Path], every: int, limit: int | None, motion: bool = False
+                       ) -> Calibration:
     """Training frames: the `train` split of each dataset (video datasets: every `every`-th frame), or the
-    images of a plain folder; at most `limit` per source, evenly spaced, in a fixed order."""
+    images of a plain folder; at most `limit` per source, evenly spaced, in a fixed order. `motion`: (frame,
+    motion residual) pairs (video frames carry theirs; still images None)."""
     from .datasets import open_dataset
     from .imageio import IMAGE_SUFFIXES, load_grey
 
     frames: list[np.ndarray] = []
     for p in map(Path, paths):
         try:
-            images = [s.image for s in open_dataset(p, "train", every)]
+            images = [(s.image, s.motion) if motion else s.image for s in open_dataset(p, "train", every, motion)]
         except DetectorError:
             if not p.is_dir():
                 raise
-            images = [load_grey(f) for f in sorted(p.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+            images = [(load_grey(f), None) if motion else load_grey(f)
+                      for f in sorted(p.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
             if not images:
                 raise DetectorError(f"{p}: neither a dataset with a train split nor a folder of images") from None
         if limit and len(images) > limit:
@@ -163,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=300, help="at most this many frames per --data (default 300)")
     args = ap.parse_args(argv)
     try:
-        frames = calibration_frames(args.data, args.every, args.limit)
+        from .checkpoint import read_meta
+
+        takes_motion = int(read_meta(args.weights).get("preprocessing", {}).get("channels", 1)) > 1
+        frames = calibration_frames(args.data, args.every, args.limit, takes_motion)
         names = ", ".join(Path(d).name for d in args.data)
         path = quantize(args.weights, frames, f"(train: {names})")
     except DetectorError as e:

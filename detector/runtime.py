@@ -130,11 +130,12 @@ def export_onnx(model: nn.Module) -> bytes:
     """ONNX bytes of `model` (any batch size and frame size)."""
     buf = io.BytesIO()
     wrapped = _Outputs(fold_batchnorm(model).cpu().float().eval())
+    chans = next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
     with warnings.catch_warnings(), torch.no_grad():
         # torch's TorchScript-based exporter: deprecated upstream, but it needs no extra package and
         # handles these models fully; torch is pinned (pyproject.toml), so it stays available.
         warnings.simplefilter("ignore")
-        torch.onnx.export(wrapped, torch.zeros(1, 1, 64, 64), buf, input_names=["image"], output_names=list(OUTPUTS),
+        torch.onnx.export(wrapped, torch.zeros(1, chans, 64, 64), buf, input_names=["image"], output_names=list(OUTPUTS),
                           opset_version=17, dynamo=False,
                           dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
                                         **{k: {0: "batch", 2: "rows", 3: "cols"} for k in OUTPUTS}})

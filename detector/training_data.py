@@ -64,8 +64,11 @@ def read_mix(path: Path) -> Mix:
     return mix
 
 
-def load_training_data(data: str | Path, backgrounds: str | None = None, synthetic_share: float = 0.3) -> TrainingData:
-    """`data`: a dataset folder / COCO json, or a `.yaml` mix of several."""
+def load_training_data(data: str | Path, backgrounds: str | None = None, synthetic_share: float = 0.3,
+                       motion: bool = False) -> TrainingData:
+    """`data`: a dataset folder / COCO json, or a `.yaml` mix of several. `motion`: video frames carry their
+    motion residuals, and a val set of moving sequences rendered on the training backgrounds is added
+    (`moving_val_set`)."""
     data = Path(data)
     if data.suffix in (".yaml", ".yml"):
         if not data.is_file():
@@ -76,8 +79,37 @@ def load_training_data(data: str | Path, backgrounds: str | None = None, synthet
     train, val = [], {}
     for s in mix.sources:
         name = Path(s.path).name
-        train.append((name, open_dataset(s.path, "train", s.every), s.weight))
-        val[name] = open_dataset(s.path, "val", s.val_every)
+        train.append((name, open_dataset(s.path, "train", s.every, motion), s.weight))
+        val[name] = open_dataset(s.path, "val", s.val_every, motion)
         if not train[-1][1]:
             raise DetectorError(f"{s.path}: the train split is empty")
-    return TrainingData(train, val, mix.synthetic_share, mix.backgrounds or backgrounds)
+    backgrounds = mix.backgrounds or backgrounds
+    if motion and backgrounds:
+        val["moving-synthetic"] = moving_val_set(backgrounds)
+    return TrainingData(train, val, mix.synthetic_share, backgrounds)
+
+
+MOVING_VAL_SEED = 20261202
+
+
+def moving_val_set(backgrounds: str | Path, count: int = 160, size: int = 256) -> list[Sample]:
+    """Fixed moving sequences (dim targets, SCR 2-8) on the *training* backgrounds, scored on their last frame
+    with its residual: the val set that makes checkpoint choice see the motion input. Never the benchmark's
+    backgrounds (`synthetic.BENCHMARK_SCENES`)."""
+    import numpy as np
+
+    from .augment import background_files, sequence_residuals
+    from .datasets import box_gates
+    from .imageio import load_grey
+    from .synthetic import moving_sequence
+
+    files = background_files(backgrounds)
+    rng = np.random.default_rng(MOVING_VAL_SEED)
+    out = []
+    for i in range(count if files else 0):
+        bg = load_grey(files[int(rng.integers(len(files)))])
+        frames, cents, boxes = moving_sequence(bg, rng, size, int(rng.integers(12, 30)), extended=0.1,
+                                               scr=(2.0, 8.0))
+        residual = sequence_residuals(frames)[-1]
+        out.append(Sample(f"moving-{i}", frames[-1], cents, boxes, box_gates(boxes), residual))
+    return out

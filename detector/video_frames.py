@@ -18,19 +18,27 @@ from .datasets import Sample, box_gates, centroid_in_box
 from .errors import DetectorError
 
 
-def decode_every(path: Path, every: int) -> tuple[list[tuple[int, np.ndarray]], int, tuple[int, int]]:
-    """Every `every`-th frame of a video as grey (0-based index, frame), the number of frames decoded and the
-    frame size (width, height)."""
+def decode_every(path: Path, every: int, motion: bool = False
+                 ) -> tuple[list[tuple[int, np.ndarray, np.ndarray | None]], int, tuple[int, int]]:
+    """Every `every`-th frame of a video as grey (0-based index, frame, motion residual or None), the number of
+    frames decoded and the frame size (width, height). `motion`: every frame goes through ego-motion and the
+    motion background, in order, as in the pipeline's camera reader; the kept frames carry their residual."""
     import av
 
+    from tracking.egomotion import SceneMotion
     from tracking.sequences import video_frame_to_grey
 
+    from .motion import MotionBackground
+
+    scene, background = (SceneMotion(), MotionBackground()) if motion else (None, None)
     kept, count, size = [], 0, (0, 0)
     try:
         with av.open(str(path)) as container:
             for frame in container.decode(video=0):
+                grey = video_frame_to_grey(frame)
+                residual = background.update(grey, scene.update(grey)) if background is not None else None
                 if count % every == 0:
-                    kept.append((count, video_frame_to_grey(frame)))
+                    kept.append((count, grey, residual))
                 size = (frame.width, frame.height)
                 count += 1
     except (av.FFmpegError, IndexError) as exc:
@@ -38,8 +46,9 @@ def decode_every(path: Path, every: int) -> tuple[list[tuple[int, np.ndarray]], 
     return kept, count, size
 
 
-def read_video_dataset(root: str | Path, split: str, every: int = 10) -> list[Sample]:
-    """Every `every`-th frame of the split's videos, with their box targets (see the module docstring).
+def read_video_dataset(root: str | Path, split: str, every: int = 10, motion: bool = False) -> list[Sample]:
+    """Every `every`-th frame of the split's videos, with their box targets (see the module docstring) and,
+    with `motion`, their motion residuals.
 
     The layout, the split list and the labels are read by `tracking.sequences`, as `pipeline replay` reads them.
     """
@@ -55,9 +64,9 @@ def read_video_dataset(root: str | Path, split: str, every: int = 10) -> list[Sa
             label_file = root / "labels" / f"{video.stem}.csv"
             if not label_file.is_file():
                 raise DetectorError(f"{label_file}: no labels for video {video.name}")
-            frames, count, (width, height) = decode_every(video, every)
+            frames, count, (width, height) = decode_every(video, every, motion)
             gt, _ = halmstad_labels(label_file, count, width, height)
-            for index, image in frames:
+            for index, image, residual in frames:
                 at = gt.frame == index + 1  # MotRows frames are 1-based
                 (cx, cy), (w, h) = gt.xy[at].T, gt.wh[at].T
                 boxes = np.stack([cx - w / 2 + 0.5, cy - h / 2 + 0.5, cx + w / 2 - 0.5, cy + h / 2 - 0.5], 1)
@@ -65,7 +74,7 @@ def read_video_dataset(root: str | Path, split: str, every: int = 10) -> list[Sa
                     cents = np.array([centroid_in_box(image, b) for b in boxes]).reshape(-1, 2)
                 else:
                     cents = np.stack([cx, cy], 1)
-                samples.append(Sample(f"{video.stem}#{index}", image, cents, boxes, box_gates(boxes)))
+                samples.append(Sample(f"{video.stem}#{index}", image, cents, boxes, box_gates(boxes), residual))
     except SequenceError as exc:
         raise DetectorError(str(exc)) from None
     return samples

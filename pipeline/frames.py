@@ -19,7 +19,10 @@ class Frame:
     `pts` is the stream timestamp in seconds (None when the source has none); `captured_at` the wall-clock
     Unix time it was received; `timestamp` the monotonic time the tracker sees (pts for lossless sources,
     `captured_at` for live ones, whose pts resets on reconnect). `timings` collects the seconds each stage
-    spent on this frame (decode, ego_motion, queue_wait, inference, peaks, track), carried downstream.
+    spent on this frame (decode, ego_motion, motion, queue_wait, inference, peaks, track), carried downstream.
+    `motion` is computed by the camera's reader when the detector's weights take the motion input: the reader
+    sees every frame of its camera in order, so the residual is the same whichever frames are later dropped
+    and whichever detect worker (or machine) runs the model.
     """
 
     camera: str
@@ -30,6 +33,7 @@ class Frame:
     image: np.ndarray
     scene: SceneOffset | None = None  # ego-motion: scene offset since the camera's first frame, px
     timings: dict[str, float] = field(default_factory=dict)
+    motion: np.ndarray | None = None  # the detector's motion residual (`detector.motion`), int16; None: none
 
     @property
     def size(self) -> tuple[int, int]:

@@ -56,6 +56,21 @@ def load_detector(config: PipelineConfig, one_worker: bool = False) -> Any:
     return det
 
 
+def motion_input(config: PipelineConfig, detector: Any = None) -> dict | None:
+    """The motion-input parameters the camera readers compute residuals with: the loaded `detector`'s, else
+    those its checkpoint's header records (the `ingest` role loads no model); None for frame-only weights."""
+    if detector is not None:
+        return getattr(detector, "motion_params", None)
+    from detector import DetectorError
+    from detector.checkpoint import read_meta
+
+    try:
+        pre = read_meta(config.detector.weights).get("preprocessing", {})
+    except DetectorError as e:
+        raise StartupError(f"detector: {e}") from None
+    return pre.get("motion") if int(pre.get("channels", 1)) > 1 else None
+
+
 def tracker_config(config: PipelineConfig, detector: Any = None) -> Any:
     """The tracker settings fed by this run's detector: the operating threshold chosen on val and stored
     in its checkpoint becomes `high_score` unless the config sets one. The threshold comes from the loaded
@@ -208,12 +223,13 @@ class Pipeline:
             return Worker(name, step, self.fail, r.max_restarts, r.restart_window_s, self.metrics, exited)
 
         batch = detector_batch_size(detector, cfg.detector) if role is None else 1
+        motion = motion_input(cfg, detector) if role in (None, "ingest") else None
         readers = []
         for name in cameras if role in (None, "ingest") else []:
             cam = cfg.cameras[name]
             mux.add_camera(name, cam.live, max(cam.queue_size, batch))
             readers.append(CameraReader(name, cam, mux, self.health, self.metrics, self.stop_event,
-                                        cfg.run.ingest_nice))
+                                        cfg.run.ingest_nice, motion))
         if role is None:
             n = detector_workers(detector, cfg.detector)
             turns = InTurn(tracked) if n > 1 else None

@@ -18,6 +18,7 @@ import av
 import numpy as np
 
 from detector.imageio import image_to_grey
+from detector.motion import MotionBackground
 from tracking.egomotion import SceneMotion
 from tracking.sequences import DECODE_THREADS, SequenceError, video_ended_early, video_frame_to_grey
 from pipeline.config import CameraConfig, FileSource, ImagesSource, RtspSource, SequenceSource, redact_url
@@ -107,14 +108,16 @@ class CameraReader:
     """Reads one camera into the mux; `run()` returns when the source ends, fails or `stop` is set."""
 
     def __init__(self, name: str, config: CameraConfig, mux, health, metrics, stop: threading.Event,
-                 nice: int = 0) -> None:
+                 nice: int = 0, motion: dict | None = None) -> None:
         self.name, self.config, self.mux, self.health, self.metrics = name, config, mux, health, metrics
         self.stop, self.nice = stop, nice
         self.index = 0
         self.last_timestamp = 0.0
         self.expected_size = (config.width, config.height) if config.width and config.height else None
         self._size_warned = 0.0
-        self._scene = SceneMotion() if config.ego_motion else None
+        # `motion`: the detector's motion-input parameters (checkpoint preprocessing), None for frame-only weights
+        self._motion = MotionBackground.from_meta(motion) if motion is not None else None
+        self._scene = SceneMotion() if config.ego_motion or self._motion is not None else None
         self._decode_s = 0.0  # decode time of the frame being emitted
         self._rate = None
         if metrics is not None:
@@ -152,16 +155,28 @@ class CameraReader:
             timestamp = (self.index - 1) / (fps or self.config.fps or DEFAULT_FPS)
         self.last_timestamp = timestamp
         timings = {"decode": self._decode_s}
+        scene = residual = None
         if self._scene is not None:
             t0 = time.perf_counter()
             scene = self._scene.update(image)  # SceneOffset
             timings["ego_motion"] = time.perf_counter() - t0
             if self.metrics:
                 self.metrics.observe("ego_motion", timings["ego_motion"])
-        else:
-            scene = None
-        frame = Frame(self.name, self.index, pts, captured, timestamp, image, scene, timings)
+        if self._motion is not None:
+            t0 = time.perf_counter()
+            residual = self._motion.update(image, scene)  # int16: the same in training and on every machine
+            timings["motion"] = time.perf_counter() - t0
+        frame = Frame(self.name, self.index, pts, captured, timestamp, image,
+                      scene if self.config.ego_motion else None, timings, residual)
         return self.mux.put(frame, self.stop) and not self.stop.is_set()
+
+    def after_gap(self) -> None:
+        """A reconnect: the next frame is not comparable with the last one (ego-motion and the motion
+        background start again)."""
+        if self._scene is not None:
+            self._scene.reset()
+        if self._motion is not None:
+            self._motion.reset()
 
     def _check_zones(self, size: tuple[int, int]) -> None:
         """Masks and zones of a camera without a configured size are checked against its first frame: a
@@ -231,8 +246,7 @@ class CameraReader:
                 reason = f"read failed: {_av_message(e)}"
             if self.stop.is_set():
                 return
-            if self._scene is not None:
-                self._scene.reset()
+            self.after_gap()
             attempt += 1
             if attempt == 1:
                 self.health.set(self.name, OFFLINE, reason)

@@ -60,7 +60,10 @@ class DetectStage:
             if frames:
                 timings: dict[str, float] = {}
                 t0 = time.perf_counter()
-                dets = self.detector.predict_batch([f.image for f in frames], timings)
+                motion = [f.motion for f in frames]
+                dets = (self.detector.predict_batch([f.image for f in frames], timings, motion=motion)
+                        if any(m is not None for m in motion) else
+                        self.detector.predict_batch([f.image for f in frames], timings))
                 if len(dets) != len(frames):
                     raise RuntimeError(f"detector returned {len(dets)} results for {len(frames)} frames")
                 elapsed = time.perf_counter() - t0

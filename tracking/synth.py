@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from detector.exit_status import ExitStatus
 from detector.imageio import IMAGE_SUFFIXES, image_to_grey
-from detector.synthetic import local_clutter, render_spot
+from detector.synthetic import local_clutter, render_spot, split_backgrounds
 
 from .motchallenge import MotRows, write_gt, write_seqinfo
 from .sequences import ArraySequence, SequenceError
@@ -66,7 +66,8 @@ class SynthConfig(BaseModel):
 
 
 def background_files(background: Optional[str]) -> list[Path]:
-    """The background images to draw from: a file, the images in a folder, or the shared default folder."""
+    """The background images to draw from: a file, the images in a folder, or by default the benchmark scenes
+    of the shared folder (`detector.synthetic.BENCHMARK_SCENES`: never in a detector's training mix)."""
     p = Path(background) if background else DEFAULT_BACKGROUNDS
     if background is None and not p.is_dir():
         raise SequenceError(f"{p}: default background folder absent; pass --background PATH_OR_DIR")
@@ -74,6 +75,8 @@ def background_files(background: Optional[str]) -> list[Path]:
         return [p]
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        if background is None:
+            files = split_backgrounds(files)[1]
         if files:
             return files
         raise SequenceError(f"{p}: no images in the background folder")

@@ -1,7 +1,8 @@
 """Stream entries <-> pipeline records.
 
 A frames-stream entry is a `Frame` (image: raw little-endian pixels, zlib-compressed: lossless, dtype and
-shape kept) or a camera's `EndOfStream`; a detections-stream entry is a `DetectedFrame` without its image
+shape kept; its motion residual, when the reader computed one, as zlib-compressed int16) or a camera's
+`EndOfStream`; a detections-stream entry is a `DetectedFrame` without its image
 (width, height and dtype only) or the forwarded `EndOfStream`. Every entry carries the camera, the ingest
 run id (its start time in ns: a restarted ingest worker starts a new run), the per-camera publish sequence
 number `seq` (1, 2, ... with no gaps unless the stream dropped entries), whether the camera is live, and
@@ -73,7 +74,10 @@ def encode_frame(item: Frame | EndOfStream, env: Envelope, level: int = 1) -> Fi
     if isinstance(item, EndOfStream):
         return _end(item, env)
     pixels = np.ascontiguousarray(item.image, dtype=item.image.dtype.newbyteorder("<"))
-    return {**_head(b"frame", env), **_frame_meta(item), b"image": zlib.compress(pixels.tobytes(), level)}
+    out = {**_head(b"frame", env), **_frame_meta(item), b"image": zlib.compress(pixels.tobytes(), level)}
+    if item.motion is not None:
+        out[b"motion"] = zlib.compress(np.ascontiguousarray(item.motion, "<i2").tobytes(), level)
+    return out
 
 
 def encode_detected(item: DetectedFrame | EndOfStream, env: Envelope) -> Fields:
@@ -96,11 +100,12 @@ def _decode_end(f: Fields) -> EndOfStream:
                        f[b"error"].decode() or None)
 
 
-def _frame(f: Fields, image: np.ndarray) -> Frame:
+def _frame(f: Fields, image: np.ndarray, motion: np.ndarray | None = None) -> Frame:
     sx, sy = _opt(f.get(b"sx", b"")), _opt(f.get(b"sy", b""))
     return Frame(f[b"camera"].decode(), int(f[b"index"]), _opt(f[b"pts"]), float(f[b"captured_at"]),
                  float(f[b"timestamp"]), image,
-                 None if sx is None or sy is None else SceneOffset(sx, sy, f.get(b"sm", b"1") != b"0"))
+                 None if sx is None or sy is None else SceneOffset(sx, sy, f.get(b"sm", b"1") != b"0"),
+                 motion=motion)
 
 
 def decode(f: Fields) -> tuple[Record, Envelope]:
@@ -115,7 +120,9 @@ def decode(f: Fields) -> tuple[Record, Envelope]:
     dtype, shape = DTYPES[f[b"dtype"].decode()], (int(f[b"h"]), int(f[b"w"]))
     if kind == b"frame":
         image = np.frombuffer(zlib.decompress(f[b"image"]), dtype=dtype).reshape(shape)
-        return _frame(f, image.astype(dtype.newbyteorder("="), copy=False)), env
+        motion = (np.frombuffer(zlib.decompress(f[b"motion"]), "<i2").reshape(shape).astype(np.int16)
+                  if b"motion" in f else None)
+        return _frame(f, image.astype(dtype.newbyteorder("="), copy=False), motion), env
     if kind == b"det":
         n = int(f[b"n"])
         xy, score = np.frombuffer(f[b"xy"], "<f4").reshape(n, 2), np.frombuffer(f[b"score"], "<f4").reshape(n)
