@@ -67,10 +67,26 @@ def cmd_run(args) -> int:
     except StartupError as e:
         return _user_error(str(e))
     if args.role in (None, "track"):
+        for line in result.found + _output_lines(config, result):
+            print(line, file=sys.stderr)
         print(result.summary, file=sys.stderr)
     if result.exit_code:
         print(f"error: {result.message}", file=sys.stderr)
     return result.exit_code
+
+
+def _output_lines(config, result) -> list[str]:
+    """Where the run wrote its annotated videos and its alerts file (`video: runs/demo/drone.mp4`)."""
+    lines = []
+    video, jsonl = config.sinks.video, config.sinks.jsonl
+    if video is not None:
+        for cam in config.cameras:
+            path = Path(video.path.replace("{camera}", cam))
+            if (video.cameras is None or cam in video.cameras) and path.is_file():
+                lines.append(f"video: {path}")
+    if jsonl is not None and Path(jsonl.path).is_file():
+        lines.append(f"alerts: {jsonl.path}")
+    return lines
 
 
 def cmd_replay(args) -> int:

@@ -212,6 +212,8 @@ class VideoSinkConfig(Base):
     fps: float | None = Field(None, gt=0, description="default: the camera's")
     trail: int = Field(30, ge=0, description="frames of trail drawn behind each track")
     cameras: list[str] | None = None
+    all_candidates: bool = Field(False, description="draw every candidate down to tracker.low_score, not only "
+                                                    "those at or above the operating threshold (tracker.high_score)")
 
 
 class SinksConfig(Base):

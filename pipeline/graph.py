@@ -72,6 +72,11 @@ def tracker_config(config: PipelineConfig, detector: Any = None) -> Any:
     return config.tracker.fed_by(float(meta.get("threshold", 0.5)))
 
 
+def _draws_pictures(config: PipelineConfig) -> bool:
+    s = config.sinks
+    return s.video is not None or (s.redis is not None and s.redis.live is not None)
+
+
 def default_tracker_factory(config: PipelineConfig, detector: Any = None) -> Callable[[tuple[int, int]], Any]:
     from tracking import Tracker
 
@@ -91,6 +96,7 @@ class RunResult:
     camera_errors: dict[str, str] = field(default_factory=dict)
     summary: str = ""  # one line: frames, tracks, alerts by event, undelivered
     undelivered: dict[str, int] = field(default_factory=dict)  # sink -> alerts it could not deliver
+    found: list[str] = field(default_factory=list)  # `found: ...` lines, one per alerted track
 
 
 class _SinkRunner:
@@ -170,10 +176,11 @@ class Pipeline:
                     raise StartupError(f"camera {name}: {problem}")
         if role is None:
             detector = self.detector if self.detector is not None else load_detector(cfg)
-        make_tracker = None
+        make_tracker, sinks = None, []
         if role in (None, "track"):
             make_tracker = self.tracker_factory or default_tracker_factory(cfg, detector)
-        sinks = build_sinks(cfg, self.metrics) + self.extra_sinks if role in (None, "track") else []
+            threshold = tracker_config(cfg, detector).high_score if _draws_pictures(cfg) else 0.0
+            sinks = build_sinks(cfg, self.metrics, threshold) + self.extra_sinks
         for s in sinks:
             if hasattr(s, "on_status"):
                 self.health.subscribe(s.on_status)
@@ -262,7 +269,8 @@ class Pipeline:
                                 for s in sinks if s.undelivered)
             message = f"{message}; {spilled}" if message else f"alerts undelivered: {spilled}"
             code = code or ExitStatus.UNDELIVERED
-        return RunResult(code, message, dict(self.camera_errors), self.stats.summary_line(undelivered), undelivered)
+        return RunResult(code, message, dict(self.camera_errors), self.stats.summary_line(undelivered), undelivered,
+                         self.stats.found_lines())
 
     def _role_stages(self, role: str, mux: FrameMux, make_tracker, emit, cameras: list[str],
                      channels: list) -> list[tuple[str, Callable[[], bool]]]:

@@ -54,12 +54,12 @@ class LiveViewSink(Sink):
     name = "live"
 
     def __init__(self, config: RedisSinkConfig, metrics=None, client: redis.Redis | None = None,
-                 zones: dict[str, tuple] | None = None) -> None:
+                 zones: dict[str, tuple] | None = None, threshold: float = 0.0) -> None:
         super().__init__([], metrics)
         self.live: LiveViewConfig = config.live or LiveViewConfig()
         self.client = client or make_client(config)
         self.where = redact_url(config.url)
-        self.annotator = Annotator(TRAIL, zones)
+        self.annotator = Annotator(TRAIL, zones, threshold)
         self.cameras: dict[str, _CameraFigures] = {}
         self._retry_at, self._failures, self._up = 0.0, 0, None
 
