@@ -1,5 +1,6 @@
 """Shared fixtures: a private `redis-server` on a free port, a GStreamer RTSP server, short synthetic clips and
-a fake detector (bright local maxima) for tests that must not depend on trained weights."""
+a fake detector (bright local maxima) for tests that must not depend on trained weights; `DATA`, the shared
+data sets (`$ITD_DATA`, default ../shared/data: `detector.data_root`), which the tests that need skip without."""
 from __future__ import annotations
 
 import os
@@ -14,7 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from common import free_port, wait_port  # noqa: E402  (one helper for the tests and the benchmarks)
+from common import DATA, free_port, wait_port  # noqa: E402,F401  (one helper for the tests and the benchmarks)
 SYSTEM_PYTHON = "/usr/bin/python3"
 RTSP_HELPER = Path(__file__).with_name("rtsp_server.py")
 
