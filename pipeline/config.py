@@ -40,6 +40,8 @@ class ReconnectConfig(Base):
     max_s: float = Field(10.0, gt=0)
     factor: float = Field(2.0, ge=1)
     max_attempts: int | None = Field(None, ge=1, description="None: retry for ever")
+    first_frame_attempts: int | None = Field(5, ge=1, description="attempts a camera that has not yet delivered a "
+                                                                   "frame gets before it fails; None: for ever")
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before attempt `attempt` (1, 2, ...)."""

@@ -233,6 +233,27 @@ def pipeline_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def truncate_file(src, dst, keep: float = 0.5):
+    """`head -c` of a file: the first `keep` of its bytes."""
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * keep)])
+    return dst
+
+
+def faststart_copy(src, dst):
+    """Remux with the MP4 index first (`-movflags +faststart`, as streaming tools write), so that a truncated
+    copy still opens."""
+    import av
+
+    with av.open(str(src)) as i, av.open(str(dst), "w", options={"movflags": "+faststart"}) as o:
+        out = o.add_stream_from_template(i.streams.video[0])
+        for packet in i.demux(i.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = out
+                o.mux(packet)
+    return dst
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: float = 120, cwd: Path = REPO
             ) -> subprocess.CompletedProcess:
     return subprocess.run(["nice", "-n", "10", sys.executable, "-m", "pipeline", *args], cwd=cwd,

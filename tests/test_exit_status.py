@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, make_clip, pipeline_env, run_cli, write_mp4
+from conftest import REPO, faststart_copy, make_clip, pipeline_env, run_cli, truncate_file, write_mp4
 from detector.exit_status import ExitStatus
 
 
@@ -27,32 +27,11 @@ def _clip_frames(n: int = 60) -> list[np.ndarray]:
     return frames
 
 
-def _truncate(src, dst, keep: float = 0.5):
-    """`head -c` of a file: the first `keep` of its bytes."""
-    data = src.read_bytes()
-    dst.write_bytes(data[: int(len(data) * keep)])
-    return dst
-
-
-def _faststart(src, dst):
-    """Remux with the MP4 index first (`-movflags +faststart`, as streaming tools write), so that a truncated
-    copy still opens."""
-    import av
-
-    with av.open(str(src)) as i, av.open(str(dst), "w", options={"movflags": "+faststart"}) as o:
-        out = o.add_stream_from_template(i.streams.video[0])
-        for packet in i.demux(i.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = out
-                o.mux(packet)
-    return dst
-
-
 @pytest.fixture
 def cut_video(tmp_path):
     """A 60-frame H.264 MP4 with its index first (it still opens), cut in half."""
-    whole = _faststart(write_mp4(tmp_path / "plain.mp4", _clip_frames()), tmp_path / "whole.mp4")
-    return _truncate(whole, tmp_path / "cut.mp4")
+    whole = faststart_copy(write_mp4(tmp_path / "plain.mp4", _clip_frames()), tmp_path / "whole.mp4")
+    return truncate_file(whole, tmp_path / "cut.mp4")
 
 
 def _config(tmp_path, source: dict, **sinks) -> str:
@@ -78,10 +57,10 @@ def _one_error_line(stderr: str, *words: str) -> str:
 def test_truncated_video_as_file_source_names_the_frame_and_fails(tmp_path, cut_video):
     r = run_cli("run", _config(tmp_path, {"type": "file", "path": str(cut_video)}), timeout=180)
     assert r.returncode == ExitStatus.FAILED, r.stderr[-3000:]
-    line = _one_error_line(r.stderr, "cut.mp4", "ended early or is corrupt at frame", "of 60")
-    assert "summary:" in r.stderr and "frames" in r.stderr
-    frame = int(line.split("at frame ")[1].split()[0])
+    line = _one_error_line(r.stderr, "cannot read", "cut.mp4", "past frame", "of 60", "corrupt or truncated")
+    frame = int(line.split("past frame ")[1].split()[0])
     assert 1 < frame < 60
+    assert f"summary: {frame} frames (cam {frame})" in r.stderr  # the frames read are the frames processed
 
 
 @pytest.mark.timeout(200)
@@ -90,7 +69,9 @@ def test_truncated_video_as_sequence_source_names_the_frame_and_fails(tmp_path, 
     shutil.copy(cut_video, seq / "video.mp4")
     r = run_cli("run", _config(tmp_path, {"type": "sequence", "path": str(seq)}), timeout=180)
     assert r.returncode == ExitStatus.FAILED, r.stderr[-3000:]
-    _one_error_line(r.stderr, "video.mp4", "ended early or is corrupt at frame", "of 60")
+    line = _one_error_line(r.stderr, "cannot read", "video.mp4", "past frame", "of 60", "corrupt or truncated")
+    frame = int(line.split("past frame ")[1].split()[0])
+    assert f"summary: {frame} frames (cam {frame})" in r.stderr
 
 
 @pytest.mark.timeout(200)
@@ -99,17 +80,37 @@ def test_truncated_video_through_replay_names_the_frame_and_fails(tmp_path, cut_
     shutil.copy(cut_video, seq / "video.mp4")
     r = run_cli("replay", str(seq), "--report", str(tmp_path / "report.json"), "--no-progress", timeout=180)
     assert r.returncode == ExitStatus.FAILED, r.stderr[-3000:]
-    _one_error_line(r.stderr, "ended early or is corrupt at frame", "of 60")
-    assert json.loads((tmp_path / "report.json").read_text())["exit_code"] == ExitStatus.FAILED
+    line = _one_error_line(r.stderr, "cannot read", "past frame", "of 60", "corrupt or truncated")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["exit_code"] == ExitStatus.FAILED
+    assert report["frames"] == int(line.split("past frame ")[1].split()[0])
 
 
-def test_truncated_video_without_its_index_is_reported_as_corrupt(tmp_path):
-    """Cut before the index (the index last, as PyAV writes by default): it does not open at all."""
-    whole = write_mp4(tmp_path / "whole.mp4", _clip_frames())
-    cut = _truncate(whole, tmp_path / "cut.mp4")
+def _unreadable(tmp_path, kind: str):
+    if kind == "index last, cut":  # as PyAV writes by default: cut before its index, it does not open at all
+        return truncate_file(write_mp4(tmp_path / "whole.mp4", _clip_frames()), tmp_path / "cut.mp4")
+    bad = tmp_path / "cut.mp4"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 20000, np.uint8).tobytes())  # not a video
+    return bad
+
+
+@pytest.mark.parametrize("kind", ["index last, cut", "not a video"])
+def test_unreadable_video_through_replay_is_a_user_mistake(tmp_path, kind):
+    cut = _unreadable(tmp_path, kind)
     r = run_cli("replay", str(cut), "--report", str(tmp_path / "report.json"), "--no-progress", timeout=120)
     assert r.returncode == ExitStatus.USAGE, r.stderr[-3000:]
-    _one_error_line(r.stderr, "cut.mp4", "corrupt or truncated")
+    _one_error_line(r.stderr, "cannot read", "cut.mp4", "corrupt or truncated")
+
+
+@pytest.mark.parametrize("source", ["file", "sequence"])
+@pytest.mark.parametrize("kind", ["index last, cut", "not a video"])
+def test_unreadable_video_through_run_is_the_same_user_mistake(tmp_path, kind, source):
+    """The same answer as `replay`: exit 2 before any work, one `error:` line."""
+    cut = _unreadable(tmp_path, kind)
+    r = run_cli("run", _config(tmp_path, {"type": source, "path": str(cut)}), timeout=120)
+    assert r.returncode == ExitStatus.USAGE, r.stderr[-3000:]
+    _one_error_line(r.stderr, "camera cam", "cannot read", "cut.mp4", "corrupt or truncated")
+    assert "summary:" not in r.stderr
 
 
 # ---------------------------------------------------------------- exit statuses
