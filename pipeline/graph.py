@@ -266,11 +266,10 @@ class Pipeline:
             if not any(c.frames for c in self.stats.cameras.values()) and role is None and not any(
                     cfg.cameras[c].live for c in self.camera_errors):
                 code = ExitStatus.USAGE  # no readable input: nothing was processed
-        never = [c for c in cameras if cfg.cameras[c].live and c not in self.camera_errors
-                 and not getattr(self.stats.cameras.get(c), "frames", 0)]
+        never = [c for c in cameras if cfg.cameras[c].live and not getattr(self.stats.cameras.get(c), "frames", 0)]
         if code == ExitStatus.OK and never and self._stop_at is not None and role is None:
-            code = ExitStatus.FAILED
-            message = "; ".join(f"camera {c}: stopped before its first frame" for c in never)
+            code = ExitStatus.FAILED  # stopped (Ctrl-C) while a live camera had never delivered a frame
+            message = "; ".join(f"camera {c}: {self.camera_errors.get(c, 'no frame before the stop')}" for c in never)
         undelivered = {s.name: s.undelivered for s in sinks if s.undelivered}
         if undelivered:
             spilled = "; ".join(f"{s.undelivered} alerts of sink {s.name} written to {s.spill_path}"

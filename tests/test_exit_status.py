@@ -185,3 +185,45 @@ def test_predict_into_a_closed_pipe_has_no_traceback(tmp_path):
                        text=True, timeout=120)
     assert len(r.stdout.splitlines()) == 2
     assert r.returncode == ExitStatus.OK and r.stderr == "", r.stderr[-3000:]
+
+
+# ---------------------------------------------------------------- a live camera that never delivers a frame
+
+def _never_config(tmp_path, url: str, first_frame_attempts) -> str:
+    camera = {"source": {"type": "rtsp", "url": url, "open_timeout_s": 2},
+              "reconnect": {"initial_s": 0.2, "max_s": 0.5, "first_frame_attempts": first_frame_attempts}}
+    return _write(tmp_path, {"cameras": {"cam": camera}, "metrics": {"port": None},
+                             "sinks": {"jsonl": {"path": str(tmp_path / "alerts.jsonl")}}})
+
+
+def _write(tmp_path, cfg: dict) -> str:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+@pytest.mark.timeout(120)
+def test_live_camera_without_a_first_frame_fails_after_its_reconnect_budget(tmp_path, rtsp_server_factory):
+    """A real RTSP server without the camera's stream (404): the run ends by itself, non-zero, and says why."""
+    rtsp = rtsp_server_factory(write_mp4(tmp_path / "v.mp4", _clip_frames(30)))
+    url = rtsp.url.replace("/cam1", "/nope")
+    r = run_cli("run", _never_config(tmp_path, url, 2), timeout=100)
+    assert r.returncode == ExitStatus.FAILED, r.stderr[-3000:]
+    _one_error_line(r.stderr, "camera cam: no frame from", "/nope", "in 2 attempts", "first_frame_attempts")
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_before_a_live_camera_delivered_anything_is_not_success(tmp_path):
+    import signal
+    import time
+
+    from conftest import free_port
+
+    url = f"rtsp://127.0.0.1:{free_port()}/cam1"  # nothing listens there
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", _never_config(tmp_path, url, None)],
+                            cwd=REPO, env=pipeline_env(), stderr=subprocess.PIPE, text=True)
+    time.sleep(8)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == ExitStatus.FAILED, err[-3000:]
+    _one_error_line(err, "camera cam: no frame before the stop")
