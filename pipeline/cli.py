@@ -37,7 +37,40 @@ def _config_problems(e: ConfigError) -> int:
     return ExitStatus.USAGE
 
 
+def _training_mix(path: str | Path) -> bool:
+    """Whether `path` is a detector training mix (`sources:`, no `cameras:`) rather than a pipeline config."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and "sources" in data and "cameras" not in data
+
+
+def _validate_mix(path: str) -> int:
+    from detector import DetectorError
+    from detector.training_data import read_mix
+
+    try:
+        mix = read_mix(Path(path))
+    except DetectorError as e:
+        return _user_error(str(e))
+    missing = [f"{path}: sources.{k}.path: no such folder {s.path} (the data: ITD_DATA)"
+               for k, s in enumerate(mix.sources) if not Path(s.path).exists()]
+    for line in missing:
+        print(f"error: {line}", file=sys.stderr)
+    if missing:
+        return ExitStatus.USAGE
+    names = ", ".join(Path(s.path).name for s in mix.sources)
+    print(f"{path}: ok: a detector training mix, not a pipeline config ({len(mix.sources)} sources: {names}); "
+          f"train on it with: python -m detector train --data {path} ...")
+    return ExitStatus.OK
+
+
 def cmd_validate(args) -> int:
+    if _training_mix(args.config) and not args.set:
+        return _validate_mix(args.config)
     try:
         config = load_config(args.config, args.set)
     except ConfigError as e:
@@ -52,6 +85,9 @@ def cmd_run(args) -> int:
     from pipeline.graph import Pipeline, StartupError
 
     path = args.config or REPO_CONFIGS / "demo.yaml"
+    if _training_mix(path):
+        return _user_error(f"{path} is a detector training mix (sources:), not a pipeline config: train on it with "
+                           f"python -m detector train --data {path}; run a pipeline config (configs/demo.yaml, ...)")
     try:
         config = load_config(path, args.set)
     except ConfigError as e:

@@ -14,6 +14,7 @@ import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
                       model_validator)
 
+from pipeline.config_hints import unknown_key_message
 from tracking import TrackerConfig  # the tracker owns its own validated settings
 
 CAMERA_NAME = r"^[A-Za-z0-9_.-]+$"
@@ -459,7 +460,11 @@ def parse_config(text: str, overrides: list[str] = (), source: str = "<config>",
                 msg = ("unknown key: the score that starts a track is tracker.high_score (default: the "
                        "threshold chosen on val, stored in the checkpoint)")
             elif err["type"] == "extra_forbidden":
-                msg = "unknown key"
+                msg = unknown_key_message(PipelineConfig, tuple(err["loc"]))
+            elif err["type"] == "literal_error":
+                msg = f"{err.get('input')!r} is not allowed; expected {err.get('ctx', {}).get('expected')}"
+            elif err["type"] == "string_pattern_mismatch" and path[-1:] == ("device",):
+                msg = f"unknown device {err.get('input')!r}; expected auto, cpu, cuda or cuda:N (N: the GPU's number)"
             elif err["type"] == "union_tag_invalid":
                 tag = err.get("ctx", {}).get("tag")
                 msg = f"unknown type {tag!r}; expected one of {err.get('ctx', {}).get('expected_tags')}"

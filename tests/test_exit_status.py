@@ -227,3 +227,37 @@ def test_ctrl_c_before_a_live_camera_delivered_anything_is_not_success(tmp_path)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == ExitStatus.FAILED, err[-3000:]
     _one_error_line(err, "camera cam: no frame before the stop")
+
+
+# ---------------------------------------------------------------- config mistakes: one line that says what to write
+
+@pytest.mark.parametrize("override, words", [
+    ("detector.device=gpu", ["--set detector.device", "'gpu'", "auto, cpu, cuda or cuda:N"]),
+    ("detector.precision=int4", ["--set detector.precision", "'int4'", "'fp32'", "'int8'"]),
+    ("detector.devise=cpu", ["--set detector.devise", "unknown key", "did you mean 'device'?"]),
+    ("tracker.high_scor=0.5", ["--set tracker.high_scor", "did you mean 'high_score'?"]),
+])
+def test_config_mistakes_name_what_is_allowed(override, words):
+    r = run_cli("validate", "configs/demo.yaml", "--set", override, timeout=60)
+    assert r.returncode == ExitStatus.USAGE, r.stderr[-3000:]
+    _one_error_line(r.stderr, *words)
+
+
+def test_a_key_typo_in_a_file_suggests_the_nearest_key(tmp_path):
+    path = _write(tmp_path, {"cameras": {"cam": {"source": {"type": "file", "path": "x.mp4", "realtme": True}}}})
+    r = run_cli("validate", path, timeout=60)
+    assert r.returncode == ExitStatus.USAGE, r.stderr[-3000:]
+    _one_error_line(r.stderr, "config.yaml:", "cameras.cam.source.realtme: unknown key (did you mean 'realtime'?)")
+
+
+def test_validate_recognises_the_training_mix_and_run_refuses_it():
+    r = run_cli("validate", "configs/detector-mix.yaml", timeout=60)
+    if r.returncode == ExitStatus.USAGE:  # the data are elsewhere: still recognised, the folders named
+        assert "no such folder" in r.stderr and "ITD_DATA" in r.stderr, r.stderr
+    else:
+        assert r.returncode == ExitStatus.OK, r.stderr[-3000:]
+        assert "ok: a detector training mix, not a pipeline config (3 sources" in r.stdout
+        assert "python -m detector train --data configs/detector-mix.yaml" in r.stdout
+    r = run_cli("run", "configs/detector-mix.yaml", timeout=60)
+    assert r.returncode == ExitStatus.USAGE, r.stderr[-3000:]
+    _one_error_line(r.stderr, "is a detector training mix", "python -m detector train --data configs/detector-mix.yaml")
