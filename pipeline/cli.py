@@ -269,7 +269,7 @@ def cmd_ui(args) -> int:
 
     try:
         return run_console(args.redis or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0", args.host,
-                           args.port)
+                           args.port, args.forget_after)
     except ConsoleError as e:
         return _user_error(str(e))
 
@@ -329,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other needs "
                                                       "$ITD_UI_TOKEN)")
     q.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port)")
+    q.add_argument("--forget-after", type=float, default=300.0, metavar="SECONDS",
+                   help="a finished, failed or gone camera leaves the list this long after it ended (default 300)")
     q.set_defaults(func=cmd_ui)
     return p
 
