@@ -18,6 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from detector.data_root import data_root  # noqa: E402
+
+DATA = data_root()  # the shared data sets: $ITD_DATA, default ../shared/data
+
 
 def machine() -> dict[str, Any]:
     """CPU, core count, GPU and library versions: printed with every result."""

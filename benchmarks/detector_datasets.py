@@ -1,7 +1,7 @@
 """Detector accuracy across datasets: each shipped variant on SIRST test, IRSTD-1k test, MDvsFA-test and
 halmstad-ir val (every 10th frame), at the threshold each checkpoint chose on val.
 
-    python benchmarks/detector_datasets.py [--variants fast hrnet] [--data ../shared/data] [--out runs/datasets]
+    python benchmarks/detector_datasets.py [--variants fast hrnet] [--data $ITD_DATA] [--out runs/datasets]
 
 Prints one JSON line per (variant, dataset) and a table of P / R / F1 and false detections per megapixel;
 writes each run's metrics.json and PR curve under --out, and one figure with every PR curve
@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from common import ROOT, cli, emit, machine, table, write_json
+from common import DATA, ROOT, cli, emit, machine, table, write_json
 
 DATASETS = (  # (column name, folder under --data, split)
     ("SIRST test", "sirst", "test"),
@@ -64,7 +64,7 @@ def previous(path: Path, det) -> dict | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", nargs="+", default=["fast", "hrnet"], help="shipped variants or checkpoint paths")
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--out", default="runs/datasets")
     ap.add_argument("--every", type=int, default=10, help="halmstad-ir: every n-th frame")
     ap.add_argument("--reuse", action="store_true",

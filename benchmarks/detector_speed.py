@@ -1,6 +1,6 @@
 """Detector variants compared in one run: latency at 640x512 on this machine, and test-split accuracy.
 
-    python benchmarks/detector_speed.py [--size 640x512] [--repeats 20] [--threads N] [--data ../shared/data/sirst]
+    python benchmarks/detector_speed.py [--size 640x512] [--repeats 20] [--threads N] [--data $ITD_DATA/sirst]
 
 Speed is reported as the ratio hrnet / fast, timed interleaved in one process (the machines are shared and
 noisy: compare ratios, not absolute times). Accuracy uses each variant's shipped weights and val-chosen
@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common import DATA
 from detector import Detector
 from detector.complexity import count_macs, count_params
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "sirst"
+DEFAULT_DATA = DATA / "sirst"
 
 
 def main() -> None:

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from common import ROOT, cli, emit, table, write_json
+from common import DATA, ROOT, cli, emit, table, write_json
 
 from detector.detections import Detections
 
-DATA = ROOT.parent / "shared" / "data" / "halmstad-ir"
+HALMSTAD = DATA / "halmstad-ir"
 CACHE = ROOT / "runs" / "cache" / "real_video"
 CACHE_FLOOR = 0.05  # detections are cached down to this score; the tracker's low_score filters them further
 TARGET = {"alert_share": 0.95, "false_new_per_hour": 20.0, "latency_frames_median": 10.0, "HOTA": 0.65}
@@ -158,7 +158,7 @@ def write_false_alerts(png: str, alerts: list[tuple[str, str, int, float, float]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default=str(DATA), help="halmstad-ir folder (default: ../shared/data/halmstad-ir)")
+    ap.add_argument("--data", default=str(HALMSTAD), help="halmstad-ir folder (default: $ITD_DATA/halmstad-ir)")
     ap.add_argument("--split", default="val")
     ap.add_argument("--limit", type=int, help="only the first N sequences of the split")
     ap.add_argument("--config", help="pipeline config whose detector / tracker / cameras settings to use")

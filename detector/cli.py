@@ -10,7 +10,9 @@ from .errors import DetectorError
 from .exit_status import ExitStatus, stdout_closed
 from .imageio import IMAGE_SUFFIXES
 
-DEFAULT_BACKGROUNDS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ir-backgrounds"
+from .data_root import data_root
+
+DEFAULT_BACKGROUNDS = data_root() / "ir-backgrounds"
 
 
 def _parser() -> argparse.ArgumentParser:

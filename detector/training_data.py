@@ -1,12 +1,12 @@
 """What a training run reads: one dataset, or a mix of several described in a YAML file.
 
-    # configs/detector-mix.yaml (paths relative to the file)
+    # configs/detector-mix.yaml (paths relative to the file; ${ITD_DATA}: the shared data, detector.data_root)
     sources:
-      - {path: ../../shared/data/sirst, weight: 1.0}
-      - {path: ../../shared/data/IRSTD-1k, weight: 1.0}
-      - {path: ../../shared/data/halmstad-ir, weight: 1.0, every: 10}   # every 10th video frame
+      - {path: "${ITD_DATA}/sirst", weight: 1.0}
+      - {path: "${ITD_DATA}/IRSTD-1k", weight: 1.0}
+      - {path: "${ITD_DATA}/halmstad-ir", weight: 1.0, every: 10}   # every 10th video frame
     synthetic_share: 0.3          # synthetic targets on target-free backgrounds (and plain skies)
-    backgrounds: ../../shared/data/ir-backgrounds
+    backgrounds: "${ITD_DATA}/ir-backgrounds"
 
 Each source's `train` split is trained on (drawn by weight); each one's `val` split is a val set of its own,
 and checkpoints and thresholds are chosen on their mean F1. No test split is read.
@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .data_root import expand
 from .datasets import Sample, open_dataset
 from .errors import DetectorError
 
@@ -58,9 +59,9 @@ def read_mix(path: Path) -> Mix:
         raise DetectorError(f"{path}: {where}: {err['msg']}") from None
     base = path.parent
     for s in mix.sources:
-        s.path = str(base / s.path) if not Path(s.path).is_absolute() else s.path
-    if mix.backgrounds and not Path(mix.backgrounds).is_absolute():
-        mix.backgrounds = str(base / mix.backgrounds)
+        s.path = str(base / expand(s.path))
+    if mix.backgrounds:
+        mix.backgrounds = str(base / expand(mix.backgrounds))
     return mix
 
 

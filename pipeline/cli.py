@@ -37,7 +37,40 @@ def _config_problems(e: ConfigError) -> int:
     return ExitStatus.USAGE
 
 
+def _training_mix(path: str | Path) -> bool:
+    """Whether `path` is a detector training mix (`sources:`, no `cameras:`) rather than a pipeline config."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and "sources" in data and "cameras" not in data
+
+
+def _validate_mix(path: str) -> int:
+    from detector import DetectorError
+    from detector.training_data import read_mix
+
+    try:
+        mix = read_mix(Path(path))
+    except DetectorError as e:
+        return _user_error(str(e))
+    missing = [f"{path}: sources.{k}.path: no such folder {s.path} (the data: ITD_DATA)"
+               for k, s in enumerate(mix.sources) if not Path(s.path).exists()]
+    for line in missing:
+        print(f"error: {line}", file=sys.stderr)
+    if missing:
+        return ExitStatus.USAGE
+    names = ", ".join(Path(s.path).name for s in mix.sources)
+    print(f"{path}: ok: a detector training mix, not a pipeline config ({len(mix.sources)} sources: {names}); "
+          f"train on it with: python -m detector train --data {path} ...")
+    return ExitStatus.OK
+
+
 def cmd_validate(args) -> int:
+    if _training_mix(args.config) and not args.set:
+        return _validate_mix(args.config)
     try:
         config = load_config(args.config, args.set)
     except ConfigError as e:
@@ -52,6 +85,9 @@ def cmd_run(args) -> int:
     from pipeline.graph import Pipeline, StartupError
 
     path = args.config or REPO_CONFIGS / "demo.yaml"
+    if _training_mix(path):
+        return _user_error(f"{path} is a detector training mix (sources:), not a pipeline config: train on it with "
+                           f"python -m detector train --data {path}; run a pipeline config (configs/demo.yaml, ...)")
     try:
         config = load_config(path, args.set)
     except ConfigError as e:
@@ -67,10 +103,26 @@ def cmd_run(args) -> int:
     except StartupError as e:
         return _user_error(str(e))
     if args.role in (None, "track"):
+        for line in result.found + _output_lines(config, result):
+            print(line, file=sys.stderr)
         print(result.summary, file=sys.stderr)
     if result.exit_code:
         print(f"error: {result.message}", file=sys.stderr)
     return result.exit_code
+
+
+def _output_lines(config, result) -> list[str]:
+    """Where the run wrote its annotated videos and its alerts file (`video: runs/demo/drone.mp4`)."""
+    lines = []
+    video, jsonl = config.sinks.video, config.sinks.jsonl
+    if video is not None:
+        for cam in config.cameras:
+            path = Path(video.path.replace("{camera}", cam))
+            if (video.cameras is None or cam in video.cameras) and path.is_file():
+                lines.append(f"video: {path}")
+    if jsonl is not None and Path(jsonl.path).is_file():
+        lines.append(f"alerts: {jsonl.path}")
+    return lines
 
 
 def cmd_replay(args) -> int:
@@ -217,7 +269,7 @@ def cmd_ui(args) -> int:
 
     try:
         return run_console(args.redis or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0", args.host,
-                           args.port)
+                           args.port, args.forget_after)
     except ConsoleError as e:
         return _user_error(str(e))
 
@@ -277,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other needs "
                                                       "$ITD_UI_TOKEN)")
     q.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port)")
+    q.add_argument("--forget-after", type=float, default=300.0, metavar="SECONDS",
+                   help="a finished, failed or gone camera leaves the list this long after it ended (default 300)")
     q.set_defaults(func=cmd_ui)
     return p
 

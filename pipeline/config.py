@@ -14,6 +14,7 @@ import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
                       model_validator)
 
+from pipeline.config_hints import unknown_key_message
 from tracking import TrackerConfig  # the tracker owns its own validated settings
 
 CAMERA_NAME = r"^[A-Za-z0-9_.-]+$"
@@ -40,6 +41,8 @@ class ReconnectConfig(Base):
     max_s: float = Field(10.0, gt=0)
     factor: float = Field(2.0, ge=1)
     max_attempts: int | None = Field(None, ge=1, description="None: retry for ever")
+    first_frame_attempts: int | None = Field(5, ge=1, description="attempts a camera that has not yet delivered a "
+                                                                   "frame gets before it fails; None: for ever")
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before attempt `attempt` (1, 2, ...)."""
@@ -212,6 +215,8 @@ class VideoSinkConfig(Base):
     fps: float | None = Field(None, gt=0, description="default: the camera's")
     trail: int = Field(30, ge=0, description="frames of trail drawn behind each track")
     cameras: list[str] | None = None
+    all_candidates: bool = Field(False, description="draw every candidate down to tracker.low_score, not only "
+                                                    "those at or above the operating threshold (tracker.high_score)")
 
 
 class SinksConfig(Base):
@@ -455,7 +460,11 @@ def parse_config(text: str, overrides: list[str] = (), source: str = "<config>",
                 msg = ("unknown key: the score that starts a track is tracker.high_score (default: the "
                        "threshold chosen on val, stored in the checkpoint)")
             elif err["type"] == "extra_forbidden":
-                msg = "unknown key"
+                msg = unknown_key_message(PipelineConfig, tuple(err["loc"]))
+            elif err["type"] == "literal_error":
+                msg = f"{err.get('input')!r} is not allowed; expected {err.get('ctx', {}).get('expected')}"
+            elif err["type"] == "string_pattern_mismatch" and path[-1:] == ("device",):
+                msg = f"unknown device {err.get('input')!r}; expected auto, cpu, cuda or cuda:N (N: the GPU's number)"
             elif err["type"] == "union_tag_invalid":
                 tag = err.get("ctx", {}).get("tag")
                 msg = f"unknown type {tag!r}; expected one of {err.get('ctx', {}).get('expected_tags')}"

@@ -87,6 +87,11 @@ def tracker_config(config: PipelineConfig, detector: Any = None) -> Any:
     return config.tracker.fed_by(float(meta.get("threshold", 0.5)))
 
 
+def _draws_pictures(config: PipelineConfig) -> bool:
+    s = config.sinks
+    return s.video is not None or (s.redis is not None and s.redis.live is not None)
+
+
 def default_tracker_factory(config: PipelineConfig, detector: Any = None) -> Callable[[tuple[int, int]], Any]:
     from tracking import Tracker
 
@@ -106,6 +111,7 @@ class RunResult:
     camera_errors: dict[str, str] = field(default_factory=dict)
     summary: str = ""  # one line: frames, tracks, alerts by event, undelivered
     undelivered: dict[str, int] = field(default_factory=dict)  # sink -> alerts it could not deliver
+    found: list[str] = field(default_factory=list)  # `found: ...` lines, one per alerted track
 
 
 class _SinkRunner:
@@ -185,10 +191,11 @@ class Pipeline:
                     raise StartupError(f"camera {name}: {problem}")
         if role is None:
             detector = self.detector if self.detector is not None else load_detector(cfg)
-        make_tracker = None
+        make_tracker, sinks = None, []
         if role in (None, "track"):
             make_tracker = self.tracker_factory or default_tracker_factory(cfg, detector)
-        sinks = build_sinks(cfg, self.metrics) + self.extra_sinks if role in (None, "track") else []
+            threshold = tracker_config(cfg, detector).high_score if _draws_pictures(cfg) else 0.0
+            sinks = build_sinks(cfg, self.metrics, threshold) + self.extra_sinks
         for s in sinks:
             if hasattr(s, "on_status"):
                 self.health.subscribe(s.on_status)
@@ -272,13 +279,21 @@ class Pipeline:
         if code == ExitStatus.OK and self.camera_errors and self._stop_at is None:
             code = ExitStatus.FAILED
             message = "; ".join(f"camera {c}: {e}" for c, e in sorted(self.camera_errors.items()))
+            if not any(c.frames for c in self.stats.cameras.values()) and role is None and not any(
+                    cfg.cameras[c].live for c in self.camera_errors):
+                code = ExitStatus.USAGE  # no readable input: nothing was processed
+        never = [c for c in cameras if cfg.cameras[c].live and not getattr(self.stats.cameras.get(c), "frames", 0)]
+        if code == ExitStatus.OK and never and self._stop_at is not None and role is None:
+            code = ExitStatus.FAILED  # stopped (Ctrl-C) while a live camera had never delivered a frame
+            message = "; ".join(f"camera {c}: {self.camera_errors.get(c, 'no frame before the stop')}" for c in never)
         undelivered = {s.name: s.undelivered for s in sinks if s.undelivered}
         if undelivered:
             spilled = "; ".join(f"{s.undelivered} alerts of sink {s.name} written to {s.spill_path}"
                                 for s in sinks if s.undelivered)
             message = f"{message}; {spilled}" if message else f"alerts undelivered: {spilled}"
             code = code or ExitStatus.UNDELIVERED
-        return RunResult(code, message, dict(self.camera_errors), self.stats.summary_line(undelivered), undelivered)
+        return RunResult(code, message, dict(self.camera_errors), self.stats.summary_line(undelivered), undelivered,
+                         self.stats.found_lines())
 
     def _role_stages(self, role: str, mux: FrameMux, make_tracker, emit, cameras: list[str],
                      channels: list) -> list[tuple[str, Callable[[], bool]]]:

@@ -19,7 +19,7 @@ import numpy as np
 from pipeline.alerts import Alert
 from pipeline.config import PipelineConfig, SnapshotConfig
 from pipeline.frames import Frame, Snapshot, TrackedFrame
-from pipeline.sinks.video import to_display
+from pipeline.sinks.video import draw_text, text_scale, to_display
 from pipeline.stages import StreamEnded
 
 log = logging.getLogger("pipeline.snapshots")
@@ -64,8 +64,7 @@ def reduced_frame(image: np.ndarray, x: float, y: float, bw: float, bh: float, w
     cx, cy = x * scale, y * scale
     cv2.rectangle(pic, (round(cx - half_w), round(cy - half_h)), (round(cx + half_w), round(cy + half_h)),
                   (255, 220, 0), 2)
-    cv2.putText(pic, label, (round(cx + half_w + 3), round(cy - half_h + 8)), cv2.FONT_HERSHEY_PLAIN, 0.9,
-                (255, 220, 0), 1)
+    draw_text(pic, label, (round(cx + half_w + 3), round(cy - half_h + 8)), (255, 220, 0), text_scale(pic.shape[1]))
     return pic
 
 

@@ -20,7 +20,8 @@ import numpy as np
 from detector.imageio import image_to_grey
 from detector.motion import MotionBackground
 from tracking.egomotion import SceneMotion
-from tracking.sequences import DECODE_THREADS, SequenceError, video_ended_early, video_frame_to_grey
+from tracking.sequences import (DECODE_THREADS, SequenceError, unreadable_video, video_ended_early,
+                                video_frame_to_grey)
 from pipeline.config import CameraConfig, FileSource, ImagesSource, RtspSource, SequenceSource, redact_url
 from pipeline.frames import EndOfStream, Frame
 from pipeline.health import FAILED, FINISHED, OFFLINE, ONLINE, RECONNECTING
@@ -56,7 +57,7 @@ def decode_video(container, timer=None, no_frame_timeout: float | None = None, f
     `timer(seconds)` receives decode times; `no_frame_timeout` ends a stream whose packets decode to nothing.
     Undecodable packets are skipped (up to 50 in a row). A `file` must decode whole: after its last frame, a
     packet that did not decode, or fewer frames than the container declares, raise `SourceError` naming the
-    first bad frame (the frames that did decode are delivered first: nothing readable is lost).
+    frames delivered (those that did decode are delivered first: nothing readable is lost).
     """
     if not container.streams.video:
         raise SourceError("no video stream")
@@ -88,8 +89,8 @@ def decode_video(container, timer=None, no_frame_timeout: float | None = None, f
             pts = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
             yield image, pts, fps
             t0 = time.perf_counter()
-    if file is not None and first_error is not None:
-        raise SourceError(video_ended_early(file, first_error[0], stream.frames, first_error[1]))
+    if file is not None and first_error is not None:  # frames may still come out after the first bad packet
+        raise SourceError(video_ended_early(file, count, stream.frames, first_error[1]))
     if file is not None and count < stream.frames:
         raise SourceError(video_ended_early(file, count, stream.frames))
 
@@ -223,7 +224,7 @@ class CameraReader:
         return max(c.no_frame_timeout_min_s, c.no_frame_timeout_frames / (fps or c.fps or DEFAULT_FPS))
 
     def _run_live(self, src: RtspSource) -> None:
-        c, attempt, shown = self.config, 0, redact_url(src.url)
+        c, attempt, shown, ever = self.config, 0, redact_url(src.url), False
         options = {"rtsp_transport": src.transport}  # (fflags=nobuffer loses the stream's parameter sets)
         while not self.stop.is_set():
             read_timeout = self._no_frame_timeout(None)
@@ -234,7 +235,7 @@ class CameraReader:
                 try:
                     for image, pts, fps in decode_video(container, self._timer, read_timeout):
                         if not got_frames:
-                            got_frames, attempt = True, 0
+                            got_frames, attempt, ever = True, 0, True
                             self.health.set(self.name, ONLINE, shown)
                         if not self._emit(image, pts, fps):
                             return
@@ -250,6 +251,10 @@ class CameraReader:
             attempt += 1
             if attempt == 1:
                 self.health.set(self.name, OFFLINE, reason)
+            first = c.reconnect.first_frame_attempts
+            if not ever and first is not None and attempt >= first:
+                raise SourceError(f"no frame from {shown} in {attempt} attempt{'s' * (attempt > 1)} ({reason}): "
+                                  "check the URL and that the camera streams (reconnect.first_frame_attempts)")
             if c.reconnect.max_attempts is not None and attempt > c.reconnect.max_attempts:
                 raise SourceError(f"giving up after {c.reconnect.max_attempts} attempts: {reason}")
             delay = c.reconnect.delay(attempt)
@@ -332,6 +337,23 @@ def missing_input(src) -> str | None:
         return f"no such file: {path}"
     if not path.exists():
         return f"no such file or folder: {path}"
+    return unreadable_input(src, path)
+
+
+def unreadable_input(src, path: Path) -> str | None:
+    """One line when a video file or a sequence does not open at all (`cannot read ...: corrupt or truncated`)."""
+    if isinstance(src, FileSource):
+        try:
+            with av.open(str(path)) as c:
+                if not c.streams.video:
+                    return f"cannot read {path}: no video stream"
+        except (av.FFmpegError, OSError) as e:
+            return unreadable_video(path, _av_message(e))
+    elif isinstance(src, SequenceSource):
+        try:
+            open_sequence_checked(path)
+        except SourceError as e:
+            return str(e)
     return None
 
 

@@ -1,5 +1,6 @@
 """Shared fixtures: a private `redis-server` on a free port, a GStreamer RTSP server, short synthetic clips and
-a fake detector (bright local maxima) for tests that must not depend on trained weights."""
+a fake detector (bright local maxima) for tests that must not depend on trained weights; `DATA`, the shared
+data sets (`$ITD_DATA`, default ../shared/data: `detector.data_root`), which the tests that need skip without."""
 from __future__ import annotations
 
 import os
@@ -14,7 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from common import free_port, wait_port  # noqa: E402  (one helper for the tests and the benchmarks)
+from common import DATA, free_port, wait_port  # noqa: E402,F401  (one helper for the tests and the benchmarks)
 SYSTEM_PYTHON = "/usr/bin/python3"
 RTSP_HELPER = Path(__file__).with_name("rtsp_server.py")
 
@@ -230,6 +231,27 @@ def pipeline_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
+
+
+def truncate_file(src, dst, keep: float = 0.5):
+    """`head -c` of a file: the first `keep` of its bytes."""
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * keep)])
+    return dst
+
+
+def faststart_copy(src, dst):
+    """Remux with the MP4 index first (`-movflags +faststart`, as streaming tools write), so that a truncated
+    copy still opens."""
+    import av
+
+    with av.open(str(src)) as i, av.open(str(dst), "w", options={"movflags": "+faststart"}) as o:
+        out = o.add_stream_from_template(i.streams.video[0])
+        for packet in i.demux(i.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = out
+                o.mux(packet)
+    return dst
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 120, cwd: Path = REPO

@@ -157,3 +157,15 @@ def test_apt_packages_keep_what_ci_installs():
     lines = (DEPLOY / "apt-packages.txt").read_text().split()
     assert "redis-server" in lines and "ffmpeg" in lines
     assert "deploy/apt-packages.txt" in (REPO / ".ci" / "run").read_text()
+
+
+def test_one_opencv_wheel_the_one_trackeval_requires():
+    """Two OpenCV wheels (`opencv-python` through trackeval, `-headless`) would write the same cv2 package."""
+    from importlib.metadata import requires
+
+    text = (REPO / "pyproject.toml").read_text()
+    named = set(re.findall(r'"(opencv-[\w-]+)', text))
+    wanted = {re.match(r"[\w-]+", r)[0] for r in requires("trackeval") if r.startswith("opencv")}
+    assert named == wanted == {"opencv-python"}
+    docker = (DEPLOY / "Dockerfile").read_text()
+    assert "libgl1" in docker and "libglib2.0-0" in docker  # what that wheel's cv2 loads

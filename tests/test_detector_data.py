@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import DATA
 from detector import DetectorError
 from detector.datasets import components, open_dataset
 from detector.imageio import load_grey, normalize
 
-SIRST = Path(__file__).resolve().parents[2] / "shared" / "data" / "sirst"
+SIRST = DATA / "sirst"
 
 
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "I;16"])
@@ -91,7 +92,7 @@ def test_coco_reader_converts_to_the_pixel_centre_convention(tmp_path):
     assert np.allclose(s.centroids, [[9, 5]])
 
 
-@pytest.mark.skipif(not SIRST.is_dir(), reason="shared SIRST data not present (../shared/data/sirst)")
+@pytest.mark.skipif(not SIRST.is_dir(), reason=f"{SIRST} is absent (set ITD_DATA)")
 def test_sirst_splits_are_disjoint_and_complete():
     splits = {s: open_dataset(SIRST, s) for s in ("train", "val", "test")}
     assert [len(v) for v in splits.values()] == [256, 85, 86]

@@ -12,9 +12,8 @@ from detector.datasets import box_gates, open_dataset
 from detector.imageio import normalize
 from detector.synthetic import render_blob, render_spot
 
-from conftest import write_mp4
+from conftest import DATA, write_mp4
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +130,7 @@ def test_mdvsfa_is_a_test_set_only(tmp_path, capsys):
     assert "test split only" in line
 
 
-@pytest.mark.skipif(not (DATA / "IRSTD-1k").is_dir(), reason="../shared/data/IRSTD-1k absent")
+@pytest.mark.skipif(not (DATA / "IRSTD-1k").is_dir(), reason=f"{DATA / 'IRSTD-1k'} is absent (set ITD_DATA)")
 def test_irstd1k_splits_are_the_authors_with_our_val_inside_trainval():
     train, val = open_dataset(DATA / "IRSTD-1k", "train"), open_dataset(DATA / "IRSTD-1k", "val")
     test = open_dataset(DATA / "IRSTD-1k", "test")

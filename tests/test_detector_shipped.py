@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import DATA
 from detector import Detector, Detections
 from detector.checkpoint import WEIGHTS_DIR
 from detector.synthetic import render_spot
@@ -22,7 +23,7 @@ def _frame(seed: int = 0, bits: int = 8):
     return frame.clip(0, 255).astype(np.uint8), truth
 
 
-SIRST = Path(__file__).resolve().parents[2] / "shared" / "data" / "sirst"
+SIRST = DATA / "sirst"
 # measured on the SIRST test split with the shipped weights (README, `benchmarks/detector_datasets.py`):
 # fast 0.893 (trained on the real-data mix; the SIRST-only weights had 0.900), hrnet 0.858
 MIN_TEST_F1 = {"fast": 0.87, "hrnet": 0.83}
@@ -57,7 +58,7 @@ def one_torch_thread():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SIRST.is_dir(), reason="shared SIRST data not present (../shared/data/sirst)")
+@pytest.mark.skipif(not SIRST.is_dir(), reason=f"{SIRST} is absent (set ITD_DATA)")
 @pytest.mark.parametrize("variant", ["fast", "hrnet"])
 def test_shipped_weights_keep_their_test_split_accuracy(variant, one_torch_thread):
     from detector.datasets import open_dataset

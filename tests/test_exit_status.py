@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, make_clip, pipeline_env, run_cli, write_mp4
+from conftest import REPO, faststart_copy, make_clip, pipeline_env, run_cli, truncate_file, write_mp4
 from detector.exit_status import ExitStatus
 
 
@@ -27,32 +27,11 @@ def _clip_frames(n: int = 60) -> list[np.ndarray]:
     return frames
 
 
-def _truncate(src, dst, keep: float = 0.5):
-    """`head -c` of a file: the first `keep` of its bytes."""
-    data = src.read_bytes()
-    dst.write_bytes(data[: int(len(data) * keep)])
-    return dst
-
-
-def _faststart(src, dst):
-    """Remux with the MP4 index first (`-movflags +faststart`, as streaming tools write), so that a truncated
-    copy still opens."""
-    import av
-
-    with av.open(str(src)) as i, av.open(str(dst), "w", options={"movflags": "+faststart"}) as o:
-        out = o.add_stream_from_template(i.streams.video[0])
-        for packet in i.demux(i.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = out
-                o.mux(packet)
-    return dst
-
-
 @pytest.fixture
 def cut_video(tmp_path):
     """A 60-frame H.264 MP4 with its index first (it still opens), cut in half."""
-    whole = _faststart(write_mp4(tmp_path / "plain.mp4", _clip_frames()), tmp_path / "whole.mp4")
-    return _truncate(whole, tmp_path / "cut.mp4")
+    whole = faststart_copy(write_mp4(tmp_path / "plain.mp4", _clip_frames()), tmp_path / "whole.mp4")
+    return truncate_file(whole, tmp_path / "cut.mp4")
 
 
 def _config(tmp_path, source: dict, **sinks) -> str:
@@ -78,10 +57,10 @@ def _one_error_line(stderr: str, *words: str) -> str:
 def test_truncated_video_as_file_source_names_the_frame_and_fails(tmp_path, cut_video):
     r = run_cli("run", _config(tmp_path, {"type": "file", "path": str(cut_video)}), timeout=180)
     assert r.returncode == ExitStatus.FAILED, r.stderr[-3000:]
-    line = _one_error_line(r.stderr, "cut.mp4", "ended early or is corrupt at frame", "of 60")
-    assert "summary:" in r.stderr and "frames" in r.stderr
-    frame = int(line.split("at frame ")[1].split()[0])
+    line = _one_error_line(r.stderr, "cannot read", "cut.mp4", "past frame", "of 60", "corrupt or truncated")
+    frame = int(line.split("past frame ")[1].split()[0])
     assert 1 < frame < 60
+    assert f"summary: {frame} frames (cam {frame})" in r.stderr  # the frames read are the frames processed
 
 
 @pytest.mark.timeout(200)
@@ -90,7 +69,9 @@ def test_truncated_video_as_sequence_source_names_the_frame_and_fails(tmp_path, 
     shutil.copy(cut_video, seq / "video.mp4")
     r = run_cli("run", _config(tmp_path, {"type": "sequence", "path": str(seq)}), timeout=180)
     assert r.returncode == ExitStatus.FAILED, r.stderr[-3000:]
-    _one_error_line(r.stderr, "video.mp4", "ended early or is corrupt at frame", "of 60")
+    line = _one_error_line(r.stderr, "cannot read", "video.mp4", "past frame", "of 60", "corrupt or truncated")
+    frame = int(line.split("past frame ")[1].split()[0])
+    assert f"summary: {frame} frames (cam {frame})" in r.stderr
 
 
 @pytest.mark.timeout(200)
@@ -99,17 +80,37 @@ def test_truncated_video_through_replay_names_the_frame_and_fails(tmp_path, cut_
     shutil.copy(cut_video, seq / "video.mp4")
     r = run_cli("replay", str(seq), "--report", str(tmp_path / "report.json"), "--no-progress", timeout=180)
     assert r.returncode == ExitStatus.FAILED, r.stderr[-3000:]
-    _one_error_line(r.stderr, "ended early or is corrupt at frame", "of 60")
-    assert json.loads((tmp_path / "report.json").read_text())["exit_code"] == ExitStatus.FAILED
+    line = _one_error_line(r.stderr, "cannot read", "past frame", "of 60", "corrupt or truncated")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["exit_code"] == ExitStatus.FAILED
+    assert report["frames"] == int(line.split("past frame ")[1].split()[0])
 
 
-def test_truncated_video_without_its_index_is_reported_as_corrupt(tmp_path):
-    """Cut before the index (the index last, as PyAV writes by default): it does not open at all."""
-    whole = write_mp4(tmp_path / "whole.mp4", _clip_frames())
-    cut = _truncate(whole, tmp_path / "cut.mp4")
+def _unreadable(tmp_path, kind: str):
+    if kind == "index last, cut":  # as PyAV writes by default: cut before its index, it does not open at all
+        return truncate_file(write_mp4(tmp_path / "whole.mp4", _clip_frames()), tmp_path / "cut.mp4")
+    bad = tmp_path / "cut.mp4"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 20000, np.uint8).tobytes())  # not a video
+    return bad
+
+
+@pytest.mark.parametrize("kind", ["index last, cut", "not a video"])
+def test_unreadable_video_through_replay_is_a_user_mistake(tmp_path, kind):
+    cut = _unreadable(tmp_path, kind)
     r = run_cli("replay", str(cut), "--report", str(tmp_path / "report.json"), "--no-progress", timeout=120)
     assert r.returncode == ExitStatus.USAGE, r.stderr[-3000:]
-    _one_error_line(r.stderr, "cut.mp4", "corrupt or truncated")
+    _one_error_line(r.stderr, "cannot read", "cut.mp4", "corrupt or truncated")
+
+
+@pytest.mark.parametrize("source", ["file", "sequence"])
+@pytest.mark.parametrize("kind", ["index last, cut", "not a video"])
+def test_unreadable_video_through_run_is_the_same_user_mistake(tmp_path, kind, source):
+    """The same answer as `replay`: exit 2 before any work, one `error:` line."""
+    cut = _unreadable(tmp_path, kind)
+    r = run_cli("run", _config(tmp_path, {"type": source, "path": str(cut)}), timeout=120)
+    assert r.returncode == ExitStatus.USAGE, r.stderr[-3000:]
+    _one_error_line(r.stderr, "camera cam", "cannot read", "cut.mp4", "corrupt or truncated")
+    assert "summary:" not in r.stderr
 
 
 # ---------------------------------------------------------------- exit statuses
@@ -184,3 +185,79 @@ def test_predict_into_a_closed_pipe_has_no_traceback(tmp_path):
                        text=True, timeout=120)
     assert len(r.stdout.splitlines()) == 2
     assert r.returncode == ExitStatus.OK and r.stderr == "", r.stderr[-3000:]
+
+
+# ---------------------------------------------------------------- a live camera that never delivers a frame
+
+def _never_config(tmp_path, url: str, first_frame_attempts) -> str:
+    camera = {"source": {"type": "rtsp", "url": url, "open_timeout_s": 2},
+              "reconnect": {"initial_s": 0.2, "max_s": 0.5, "first_frame_attempts": first_frame_attempts}}
+    return _write(tmp_path, {"cameras": {"cam": camera}, "metrics": {"port": None},
+                             "sinks": {"jsonl": {"path": str(tmp_path / "alerts.jsonl")}}})
+
+
+def _write(tmp_path, cfg: dict) -> str:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+@pytest.mark.timeout(120)
+def test_live_camera_without_a_first_frame_fails_after_its_reconnect_budget(tmp_path, rtsp_server_factory):
+    """A real RTSP server without the camera's stream (404): the run ends by itself, non-zero, and says why."""
+    rtsp = rtsp_server_factory(write_mp4(tmp_path / "v.mp4", _clip_frames(30)))
+    url = rtsp.url.replace("/cam1", "/nope")
+    r = run_cli("run", _never_config(tmp_path, url, 2), timeout=100)
+    assert r.returncode == ExitStatus.FAILED, r.stderr[-3000:]
+    _one_error_line(r.stderr, "camera cam: no frame from", "/nope", "in 2 attempts", "first_frame_attempts")
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_before_a_live_camera_delivered_anything_is_not_success(tmp_path):
+    import signal
+    import time
+
+    from conftest import free_port
+
+    url = f"rtsp://127.0.0.1:{free_port()}/cam1"  # nothing listens there
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", _never_config(tmp_path, url, None)],
+                            cwd=REPO, env=pipeline_env(), stderr=subprocess.PIPE, text=True)
+    time.sleep(8)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == ExitStatus.FAILED, err[-3000:]
+    _one_error_line(err, "camera cam: no frame before the stop")
+
+
+# ---------------------------------------------------------------- config mistakes: one line that says what to write
+
+@pytest.mark.parametrize("override, words", [
+    ("detector.device=gpu", ["--set detector.device", "'gpu'", "auto, cpu, cuda or cuda:N"]),
+    ("detector.precision=int4", ["--set detector.precision", "'int4'", "'fp32'", "'int8'"]),
+    ("detector.devise=cpu", ["--set detector.devise", "unknown key", "did you mean 'device'?"]),
+    ("tracker.high_scor=0.5", ["--set tracker.high_scor", "did you mean 'high_score'?"]),
+])
+def test_config_mistakes_name_what_is_allowed(override, words):
+    r = run_cli("validate", "configs/demo.yaml", "--set", override, timeout=60)
+    assert r.returncode == ExitStatus.USAGE, r.stderr[-3000:]
+    _one_error_line(r.stderr, *words)
+
+
+def test_a_key_typo_in_a_file_suggests_the_nearest_key(tmp_path):
+    path = _write(tmp_path, {"cameras": {"cam": {"source": {"type": "file", "path": "x.mp4", "realtme": True}}}})
+    r = run_cli("validate", path, timeout=60)
+    assert r.returncode == ExitStatus.USAGE, r.stderr[-3000:]
+    _one_error_line(r.stderr, "config.yaml:", "cameras.cam.source.realtme: unknown key (did you mean 'realtime'?)")
+
+
+def test_validate_recognises_the_training_mix_and_run_refuses_it():
+    r = run_cli("validate", "configs/detector-mix.yaml", timeout=60)
+    if r.returncode == ExitStatus.USAGE:  # the data are elsewhere: still recognised, the folders named
+        assert "no such folder" in r.stderr and "ITD_DATA" in r.stderr, r.stderr
+    else:
+        assert r.returncode == ExitStatus.OK, r.stderr[-3000:]
+        assert "ok: a detector training mix, not a pipeline config (3 sources" in r.stdout
+        assert "python -m detector train --data configs/detector-mix.yaml" in r.stdout
+    r = run_cli("run", "configs/detector-mix.yaml", timeout=60)
+    assert r.returncode == ExitStatus.USAGE, r.stderr[-3000:]
+    _one_error_line(r.stderr, "is a detector training mix", "python -m detector train --data configs/detector-mix.yaml")

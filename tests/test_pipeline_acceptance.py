@@ -116,21 +116,25 @@ def test_rtsp_run_publishes_and_survives_outages(real, tmp_path, rtsp_server_fac
 
 @pytest.mark.timeout(240)
 def test_demo_runs_without_redis_or_camera(real, tmp_path):
-    """From outside the repository: the demo finds its sample, ends with a summary, writes the annotated MP4."""
+    """From outside the repository: the demo finds its real clip, alerts its drone, ends with what it found, where
+    the video is and a summary, and writes the annotated MP4."""
     out = tmp_path / "alerts.jsonl"
     r = run_cli("run", str(REPO / "configs" / "demo.yaml"), *SET_WEIGHTS, cwd=tmp_path,
                 env=pipeline_env(ALERTS_OUT=str(out), REDIS_URL="redis://127.0.0.1:1/0"), timeout=230)
     assert r.returncode == 0, r.stderr[-2000:]
     events = [json.loads(line)["event"] for line in out.read_text().splitlines()]
     assert "Traceback" not in r.stderr
-    assert r.stderr.strip().splitlines()[-1].startswith("summary: 200 frames (sample 200), 0 dropped, ")
-    if not WEIGHTS:  # the shipped weights find the sample's targets
-        assert "new" in events
+    closing = r.stderr.strip().splitlines()[-4:]
+    assert closing[-1].startswith("summary: 325 frames (drone 325), 0 dropped, ")
+    assert closing[1:3] == ["video: runs/demo/drone.mp4", f"alerts: {out}"]
+    if not WEIGHTS:  # the shipped weights alert the real clip's drone, and nothing else
+        assert events.count("new") == 1
+        assert closing[0].startswith("found: drone track 1 alerted at frame ")
     import av
 
-    with av.open(str(tmp_path / "runs" / "demo" / "sample.mp4")) as c:
+    with av.open(str(tmp_path / "runs" / "demo" / "drone.mp4")) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-    assert len(frames) == 200 and frames[0].shape == (512, 640, 3)
+    assert len(frames) == 325 and frames[0].shape == (256, 320, 3)
     assert not np.array_equal(frames[0][:20], frames[1][:20])  # the header's frame number and time move on
 
 

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import FakeDetector, make_clip
+from conftest import FakeDetector, faststart_copy, make_clip, truncate_file
 from pipeline.alerts import comparable
 from pipeline.config import parse_config
 from pipeline.frames import EndOfStream, Frame
@@ -117,8 +117,8 @@ def test_live_mux_keeps_newest_and_counts_drops():
 
 
 def test_corrupt_file_and_wrong_size_are_reported_and_other_cameras_work(clip, tmp_path, caplog):
-    corrupt = tmp_path / "corrupt.mp4"
-    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000))
+    # opens (its index first) but breaks half-way: the camera fails, the others go on
+    corrupt = truncate_file(faststart_copy(clip / "video.mp4", tmp_path / "whole.mp4"), tmp_path / "corrupt.mp4")
     small = make_clip(tmp_path / "small", frames=10, size=(80, 64), images=True, video=False)
     mixed = tmp_path / "mixed"
     mixed.mkdir()
@@ -135,11 +135,11 @@ def test_corrupt_file_and_wrong_size_are_reported_and_other_cameras_work(clip, t
         result = pipe.run(install_signals=False)
     assert result.exit_code == 1
     assert set(result.camera_errors) == {"bad"}
-    assert "cannot open" in result.camera_errors["bad"] and str(corrupt) in result.camera_errors["bad"]
+    assert "corrupt or truncated" in result.camera_errors["bad"] and str(corrupt) in result.camera_errors["bad"]
     assert "frame 11 is 80x64, expected 160x128" in caplog.text
     assert pipe.metrics.dropped.labels("mixed", "size")._value.get() == 1
     cams = {a["camera"] for a in alerts_of(out) if a["event"] == "new"}
-    assert cams == {"good", "mixed"}
+    assert {"good", "mixed"} <= cams
 
 
 def test_a_missing_source_path_stops_the_run_before_it_starts(clip, tmp_path):

@@ -74,7 +74,8 @@ metrics: {{port: 0}}
         result = pipe.run(install_signals=False)
     finally:
         stop.set()
-    assert result.exit_code == 0, result
+    assert result.exit_code == 1, result  # the dead camera never delivered a frame
+    assert result.message.startswith("camera dead: ") and "cam1" not in result.message
     assert "kill_camera" in marks and "redis_back" in marks, "no alert before the camera was killed"
     cam1 = [s for c, s in statuses if c == "cam1"]
     assert cam1[:1] == ["online"] and "offline" in cam1 and "reconnecting" in cam1

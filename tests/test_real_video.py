@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import FakeDetector, make_clip
+from conftest import DATA, FakeDetector, make_clip
 from pipeline.replay import replay_folder
 from tracking.mot_scores import alert_metrics, match_gate, point_similarity
 from tracking.motchallenge import MotRows, read_rows
 from tracking.sequences import SequenceError, open_sequence, sequence_paths
 
 ROOT = Path(__file__).resolve().parents[1]
-HALMSTAD = ROOT.parent / "shared" / "data" / "halmstad-ir"
+HALMSTAD = DATA / "halmstad-ir"
 
 
 def halmstad_folder(tmp_path: Path, names=("IR_DRONE_001", "IR_BIRD_002"), frames: int = 40) -> Path:
@@ -96,7 +96,7 @@ def test_match_gate_is_half_the_box_diagonal_at_least_3px():
     assert a["targets_alerted"] == 1 and a["new_false"] == 1  # 20 px inside the 25 px gate, 40 px outside
 
 
-@pytest.mark.skipif(not (HALMSTAD / "videos").is_dir(), reason="../shared/data/halmstad-ir is absent")
+@pytest.mark.skipif(not (HALMSTAD / "videos").is_dir(), reason=f"{HALMSTAD} is absent (set ITD_DATA)")
 def test_real_halmstad_labels_fit_their_videos():
     for path in sequence_paths(HALMSTAD, "val")[:3]:
         seq = open_sequence(path)

@@ -14,7 +14,7 @@ from tracking import synth
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.skipif(not synth.DEFAULT_BACKGROUNDS.is_dir(), reason="shared ir-backgrounds folder absent")
+@pytest.mark.skipif(not synth.DEFAULT_BACKGROUNDS.is_dir(), reason=f"{synth.DEFAULT_BACKGROUNDS} is absent (set ITD_DATA)")
 def test_oracle_benchmark_short(tmp_path):
     out = tmp_path / "r.json"
     p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "track_synth.py"), "--detector", "oracle",

@@ -127,7 +127,7 @@ def test_itt_coco_json(tmp_path):
         open_sequence(f"{tmp_path / 'test.json'}#other")
 
 
-@pytest.mark.skipif(not synth.DEFAULT_BACKGROUNDS.is_dir(), reason="shared ir-backgrounds folder absent")
+@pytest.mark.skipif(not synth.DEFAULT_BACKGROUNDS.is_dir(), reason=f"{synth.DEFAULT_BACKGROUNDS} is absent (set ITD_DATA)")
 def test_shared_backgrounds_default():
     seq, info = render(SynthConfig(seed=5, frames=3, targets=2))
     assert (seq.width, seq.height) == (640, 512) and info["background"].endswith(".png")

@@ -111,7 +111,7 @@ class VideoSequence(Sequence):
                 self.length = int(s.frames) or sum(1 for _ in c.decode(video=0))
         except (av.FFmpegError, IndexError) as e:
             why = getattr(e, "strerror", None) or e
-            raise SequenceError(f"{path}: cannot read video, corrupt or truncated ({why})") from None
+            raise SequenceError(unreadable_video(path, why)) from None
 
     def frames(self) -> Iterator[tuple[int, np.ndarray]]:
         """Every frame; raises `SequenceError` when the file ends early or a packet does not decode."""
@@ -129,11 +129,18 @@ class VideoSequence(Sequence):
             raise SequenceError(video_ended_early(self.path, i, self.length))
 
 
+def unreadable_video(path: Path | str, why: object) -> str:
+    """The one-line message for a video that does not open (nothing of it can be read)."""
+    return f"cannot read {path}: corrupt or truncated ({why})"
+
+
 def video_ended_early(path: Path | str, decoded: int, total: int | None, error: Exception | None = None) -> str:
-    """The one-line message for a video that stops decoding after `decoded` of `total` frames."""
+    """The one-line message for a video that stops decoding after `decoded` (the frames delivered) of `total`."""
     of = f" of {total}" if total else ""
     why = f" ({getattr(error, 'strerror', None) or error})" if error is not None else ""
-    return f"{path}: file ended early or is corrupt at frame {decoded + 1}{of}{why}"
+    if decoded == 0:
+        return f"cannot read {path}: no frame{of} decodes, corrupt or truncated{why}"
+    return f"cannot read {path} past frame {decoded}{of}: corrupt or truncated{why}"
 
 
 def _mot_folder(path: Path) -> Sequence:

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from detector.data_root import data_root
 from detector.exit_status import ExitStatus
 from detector.imageio import IMAGE_SUFFIXES, image_to_grey
 from detector.synthetic import local_clutter, render_spot, split_backgrounds
@@ -31,7 +32,7 @@ from .motchallenge import MotRows, write_gt, write_seqinfo
 from .sequences import ArraySequence, SequenceError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_BACKGROUNDS = REPO_ROOT.parent / "shared" / "data" / "ir-backgrounds"
+DEFAULT_BACKGROUNDS = data_root() / "ir-backgrounds"  # $ITD_DATA/ir-backgrounds
 
 
 class SynthConfig(BaseModel):

@@ -10,8 +10,9 @@ from pipeline.sinks.video import VideoSink
 __all__ = ["Sink", "ConsoleSink", "JsonlSink", "VideoSink", "build_sinks"]
 
 
-def build_sinks(config: PipelineConfig, metrics=None) -> list[Sink]:
-    """The sinks the config asks for, in a fixed order."""
+def build_sinks(config: PipelineConfig, metrics=None, threshold: float = 0.0) -> list[Sink]:
+    """The sinks the config asks for, in a fixed order. `threshold`: the operating threshold (the tracker's
+    `high_score`); the pictures draw only candidates at or above it."""
     s = config.sinks
     zones = {n: (c.mask, c.zones) for n, c in config.cameras.items()}
     sinks: list[Sink] = []
@@ -20,7 +21,7 @@ def build_sinks(config: PipelineConfig, metrics=None) -> list[Sink]:
         sinks.append(RedisSink(s.redis, metrics))
         if s.redis.live is not None:
             from pipeline.sinks.live import LiveViewSink
-            sinks.append(LiveViewSink(s.redis, metrics, zones=zones))
+            sinks.append(LiveViewSink(s.redis, metrics, zones=zones, threshold=threshold))
     elif config.snapshots.enabled and config.snapshots.folder is not None:
         from pipeline.sinks.snapshot_folder import SnapshotFolderSink
         sinks.append(SnapshotFolderSink(config.snapshots.folder, config.snapshots.ttl_s, metrics))
@@ -29,5 +30,6 @@ def build_sinks(config: PipelineConfig, metrics=None) -> list[Sink]:
     if s.console is not None:
         sinks.append(ConsoleSink(s.console.events, metrics))
     if s.video is not None:
-        sinks.append(VideoSink(s.video, {n: c.fps for n, c in config.cameras.items()}, metrics, zones))
+        sinks.append(VideoSink(s.video, {n: c.fps for n, c in config.cameras.items()}, metrics, zones,
+                               threshold))
     return sinks

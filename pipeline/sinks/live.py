@@ -2,7 +2,7 @@
 
 Keys (both with a TTL of `live.ttl_s`, so a camera whose pipeline is gone vanishes):
 `<prefix>:<camera>` = JPEG bytes; `<prefix>:<camera>:info` = JSON `{"camera", "fps", "dropped", "frame_index",
-"width", "height", "published_at", "metrics"}`: frames per second reaching the sinks, frames the camera delivered
+"live_frame_index" (the frame the JPEG shows), "width", "height", "published_at", "metrics"}`: frames per second reaching the sinks, frames the camera delivered
 that were never processed (gaps in `frame_index`), and where the run's Prometheus endpoint is.
 
 Under `run --role track` the frames carry no pixels (the detections stream has none): figures only.
@@ -38,6 +38,7 @@ class _CameraFigures:
         self.next_frame_at = 0.0
         self.next_info_at = 0.0
         self.last_record: TrackedFrame | None = None
+        self.live_index: int | None = None  # the frame the last published JPEG shows
 
     def add(self, index: int) -> None:
         if self.last_index and index > self.last_index + 1:
@@ -54,12 +55,12 @@ class LiveViewSink(Sink):
     name = "live"
 
     def __init__(self, config: RedisSinkConfig, metrics=None, client: redis.Redis | None = None,
-                 zones: dict[str, tuple] | None = None) -> None:
+                 zones: dict[str, tuple] | None = None, threshold: float = 0.0) -> None:
         super().__init__([], metrics)
         self.live: LiveViewConfig = config.live or LiveViewConfig()
         self.client = client or make_client(config)
         self.where = redact_url(config.url)
-        self.annotator = Annotator(TRAIL, zones)
+        self.annotator = Annotator(TRAIL, zones, threshold)
         self.cameras: dict[str, _CameraFigures] = {}
         self._retry_at, self._failures, self._up = 0.0, 0, None
 
@@ -82,12 +83,14 @@ class LiveViewSink(Sink):
         if frame_due:
             fig.next_frame_at = max(fig.next_frame_at + 1.0 / self.live.fps, now)
             jpeg = self._encode(self.annotator.draw(record, follow=False))
+            fig.live_index = record.frame.index
         fig.next_info_at = now + 1.0
         self._send(cam, jpeg, self._info(cam, fig, record))
 
     def _info(self, cam: str, fig: _CameraFigures, record: TrackedFrame) -> dict:
         h, w = record.frame.image.shape[:2]
         return {"camera": cam, "fps": round(fig.fps, 2), "dropped": fig.dropped, "frame_index": fig.last_index,
+                "live_frame_index": fig.live_index,
                 "width": w, "height": h, "live_fps": self.live.fps, "published_at": round(time.time(), 3),
                 "metrics": self._metrics_endpoint()}
 
@@ -113,7 +116,7 @@ class LiveViewSink(Sink):
     def _send(self, cam: str, jpeg: bytes | None, info: dict) -> None:
         ttl = int(self.live.ttl_s * 1000)
         try:
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self.client.pipeline(transaction=True)  # the JPEG and its frame number change together
             if jpeg is not None:
                 pipe.set(f"{self.live.prefix}:{cam}", jpeg, px=ttl)
             pipe.set(f"{self.live.prefix}:{cam}:info", json.dumps(info), px=ttl)

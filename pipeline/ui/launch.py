@@ -66,7 +66,7 @@ def _listen(host: str, port: int) -> socket.socket:
         raise ConsoleError(f"cannot listen on {host}:{port}: {why}") from None
 
 
-def run_console(url: str, host: str, port: int) -> int:
+def run_console(url: str, host: str, port: int, forget_after_s: float = 300.0) -> int:
     """Serve until interrupted; raises `ConsoleError` for a user mistake."""
     import uvicorn
 
@@ -87,7 +87,9 @@ def run_console(url: str, host: str, port: int) -> int:
     if problem:
         print(f"warning: redis {where} unreachable ({problem}); the page says so and reconnects by itself",
               file=sys.stderr, flush=True)
-    app = build_app(ConsoleStore(client), token)
+    if forget_after_s < 0:
+        raise ConsoleError(f"--forget-after {forget_after_s:g}: must be 0 or more seconds")
+    app = build_app(ConsoleStore(client, forget_after_s=forget_after_s), token)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=2)
     uvicorn.Server(config).run(sockets=[sock])

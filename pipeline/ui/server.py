@@ -5,7 +5,8 @@
     GET /api/cameras           cameras: status, fps, drops, live view, metrics endpoint
     GET /api/events            server-sent events: `alert` (id = stream id; resumes after Last-Event-ID),
                                `cameras` (every second), `redis` ({"ok": bool, "error": str})
-    GET /live/<camera>.jpg     the camera's latest annotated frame
+    GET /live/<camera>.jpg     the camera's latest annotated frame (header X-Frame-Index: its frame number)
+    GET /favicon.ico           the page's icon
     GET /snapshots/<id>        a snapshot's reduced frame; /snapshots/<id>/chip its chip
 
 Missing pictures answer 404 with an SVG placeholder that says why; Redis down answers 503 (API: one JSON line,
@@ -40,6 +41,11 @@ BACKLOG = 100  # alerts sent to a page when it connects
 MAX_LIMIT = 1000
 NO_CACHE = {"Cache-Control": "no-store"}
 RETRY = ExponentialBackoff(cap=5.0, base=0.5)  # seconds between tries while Redis is down
+
+
+ICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
+        b'fill="#1f2630"/><circle cx="8" cy="8" r="4" fill="none" stroke="#3fd35a" stroke-width="1.5"/>'
+        b'<circle cx="8" cy="8" r="1" fill="#ff4d4d"/></svg>')
 
 
 def placeholder(text: str, width: int = 320, height: int = 240) -> bytes:
@@ -98,9 +104,13 @@ def build_app(store: ConsoleStore, token: str | None = None) -> Any:
         if not CAMERA.match(camera):
             return _image(None, "unknown camera")
         try:
-            return _image(await store.live_frame(camera), "no live view")
+            jpeg, index = await store.live_frame(camera)
         except (redis.RedisError, OSError):
             return Response(placeholder("Redis unreachable"), status_code=503, media_type="image/svg+xml")
+        response = _image(jpeg, "no live view")
+        if jpeg is not None and index is not None:
+            response.headers["X-Frame-Index"] = str(index)  # the page's caption names the frame it shows
+        return response
 
     async def snapshot(request: Request) -> Response:
         sid, part = request.path_params["sid"], request.path_params.get("part", "frame")
@@ -116,6 +126,9 @@ def build_app(store: ConsoleStore, token: str | None = None) -> Any:
             return Response(placeholder(text, *size), status_code=404, media_type="image/svg+xml", headers=NO_CACHE)
         return _image(data, "")
 
+    async def favicon(_: Request) -> Response:
+        return Response(ICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
     async def events(request: Request) -> Response:
         return StreamingResponse(_event_stream(store, request.headers.get("last-event-id")),
                                  media_type="text/event-stream",
@@ -126,6 +139,7 @@ def build_app(store: ConsoleStore, token: str | None = None) -> Any:
         Route("/api/alerts", api_alerts),
         Route("/api/cameras", api_cameras),
         Route("/api/events", events),
+        Route("/favicon.ico", favicon),
         Route("/live/{camera}.jpg", live),
         Route("/snapshots/{sid}", snapshot),
         Route("/snapshots/{sid}/{part}", snapshot),

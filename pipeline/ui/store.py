@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,8 @@ from pipeline.config import LiveViewConfig, RedisSinkConfig
 
 SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 CAMERA = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
+FORGET_AFTER_S = 300.0  # a finished, failed or gone camera leaves the list this long after it ended
+ENDED = ("finished", "failed", "gone")
 
 
 @dataclass(frozen=True)
@@ -37,11 +40,15 @@ def _decode(entry_id: bytes | str, fields: dict) -> StreamAlert | None:
 class ConsoleStore:
     """Async reads of the pipeline's Redis keys (no writes)."""
 
-    def __init__(self, client: aioredis.Redis, names: RedisSinkConfig | None = None) -> None:
+    def __init__(self, client: aioredis.Redis, names: RedisSinkConfig | None = None,
+                 forget_after_s: float = FORGET_AFTER_S) -> None:
         self.client = client
         self.names = names or RedisSinkConfig()
         self.live: LiveViewConfig = self.names.live or LiveViewConfig()
         self.seen: set[str] = set()  # cameras met since start: a camera whose keys expired shows as gone
+        self.forget_after_s = forget_after_s
+        self.last: dict[str, dict[str, Any]] = {}  # each camera's last health message
+        self.ended: dict[str, float] = {}  # camera -> when it ended (its status' time, else when seen gone)
 
     async def ping(self) -> None:
         await self.client.ping()
@@ -100,19 +107,32 @@ class ConsoleStore:
             pipe.get(f"{live_prefix}:{name}:info")
             pipe.exists(f"{live_prefix}:{name}")
         values = await pipe.execute()
-        out = []
+        out, now = [], time.time()
         for i, name in enumerate(ordered):
             health, info, live = values[3 * i: 3 * i + 3]
             health = _json(health)
             info = _json(info)
+            if health:
+                self.last[name] = health
+            elif self.last.get(name, {}).get("status") in ("finished", "failed"):
+                health = self.last[name]  # its heartbeat key expired after the run ended: still finished
+            status = health.get("status", "gone")
+            if status in ENDED:
+                ended = self.ended.setdefault(name, min(now, float(health.get("at") or now)))
+                if now - ended > self.forget_after_s:
+                    self.seen.discard(name)
+                    continue
+            else:
+                self.ended.pop(name, None)
             out.append({
                 "camera": name,
-                "status": health.get("status", "gone"),
+                "status": status,
                 "reason": health.get("reason") or ("" if health else "no heartbeat from the pipeline"),
                 "since": health.get("at"),
                 "fps": info.get("fps"),
                 "dropped": info.get("dropped"),
                 "frame_index": info.get("frame_index"),
+                "live_frame_index": info.get("live_frame_index"),  # the frame the live image shows
                 "live": bool(live),
                 "live_fps": info.get("live_fps") or self.live.fps,
                 "metrics": info.get("metrics"),
@@ -120,8 +140,10 @@ class ConsoleStore:
             })
         return out
 
-    async def live_frame(self, camera: str) -> bytes | None:
-        return await self.client.get(f"{self.live.prefix}:{camera}")
+    async def live_frame(self, camera: str) -> tuple[bytes | None, int | None]:
+        """The camera's latest live JPEG and the frame number it shows (written together by the live sink)."""
+        jpeg, info = await self.client.mget(f"{self.live.prefix}:{camera}", f"{self.live.prefix}:{camera}:info")
+        return jpeg, _json(info).get("live_frame_index")
 
     async def snapshot(self, snapshot_id: str, part: str) -> bytes | None:
         """`part` is 'frame' or 'chip'."""

@@ -1,5 +1,5 @@
 // ITD console: alerts pushed by server-sent events (/api/events), camera health every second, live views
-// refreshed at each camera's published rate. No credentials ever reach this page (the browser sends them).
+// refreshed at each camera's published rate, their captions naming the frame the image shows. No credentials ever reach this page (the browser sends them).
 "use strict";
 
 const MAX_ALERTS = 500;
@@ -117,47 +117,91 @@ function cameraCard(name) {
   const view = el("div", "view");
   const img = el("img", "live");
   img.alt = `${name} live`;
+  img.hidden = true;
   const missing = el("div", "missing live-missing", "no live view");
   view.append(img, missing);
   const foot = el("div", "foot");
   card.append(head, view, foot);
-  const entry = {card, info: {}, timer: null};
-  img.onload = () => { missing.hidden = true; img.hidden = false; scheduleLive(name, 1000 / Math.max(0.2, entry.info.live_fps || 4)); };
-  img.onerror = () => { img.hidden = true; missing.hidden = false; scheduleLive(name, 2000); };
+  const entry = {card, info: {}, timer: null, url: null, frame: null};
   cameras.set(name, entry);
   return entry;
 }
 
-function scheduleLive(name, ms) {
+// The live image is fetched (not set as an <img> URL) so that its frame number (X-Frame-Index) reaches the
+// caption with it, and only while the camera publishes one (no 404s for a finished camera: it keeps its last).
+async function refreshLive(name) {
+  const entry = cameras.get(name);
+  if (!entry) return;
+  const img = $("img.live", entry.card), missing = $(".live-missing", entry.card);
+  let wait = 1000 / Math.max(0.2, entry.info.live_fps || 4);
+  if (entry.info.live) {
+    try {
+      const r = await fetch(`/live/${encodeURIComponent(name)}.jpg?t=${Date.now()}`, {cache: "no-store"});
+      if (r.ok) {
+        const old = entry.url;
+        entry.url = URL.createObjectURL(await r.blob());
+        img.onload = () => { if (old) URL.revokeObjectURL(old); };
+        img.src = entry.url;
+        img.hidden = false;
+        missing.hidden = true;
+        entry.frame = r.headers.get("X-Frame-Index");
+        showFoot(entry);
+      } else {
+        wait = 2000;
+      }
+    } catch (e) {
+      wait = 2000;
+    }
+  } else if (!entry.url) {
+    img.hidden = true;
+    missing.hidden = false;
+  }
+  if (cameras.get(name) === entry) entry.timer = setTimeout(() => refreshLive(name), wait);
+}
+
+function showFoot(entry) {
+  const c = entry.info;
+  const foot = $(".foot", entry.card);
+  // the reason of an online camera is its source (a URL or a local path): shown as the status' tooltip only
+  const why = c.reason && !["online", "finished"].includes(c.status) ? c.reason + " · " : "";
+  const frame = entry.frame ?? c.frame_index ?? "–";
+  foot.replaceChildren(el("span", "", why), el("span", "frame", `frame ${frame}`),
+                       el("span", "", ` · updated ${clock(c.updated_at)}`));
+  const url = metricsUrl(c.metrics);
+  if (url) { foot.append(" · "); const a = el("a", "", "metrics"); a.href = url; a.target = "_blank"; foot.append(a); }
+}
+
+function forgetCamera(name) {
   const entry = cameras.get(name);
   clearTimeout(entry.timer);
-  entry.timer = setTimeout(() => { $("img.live", entry.card).src = `/live/${encodeURIComponent(name)}.jpg?t=${Date.now()}`; }, ms);
+  if (entry.url) URL.revokeObjectURL(entry.url);
+  entry.card.remove();
+  cameras.delete(name);
 }
 
 function renderCameras(list) {
   const box = $("#cameras");
   $("#no-cameras").hidden = list.length > 0;
+  const listed = new Set(list.map((c) => c.camera));
+  for (const name of [...cameras.keys()]) if (!listed.has(name)) forgetCamera(name);  // ended long enough ago
   let metrics = null;
   for (const c of list) {
     let entry = cameras.get(c.camera);
-    if (!entry) {
+    const fresh = !entry;
+    if (fresh) {
       entry = cameraCard(c.camera);
       box.append(entry.card);
-      scheduleLive(c.camera, 0);
       addCameraOption(c.camera);
     }
     entry.info = c;
+    if (fresh) refreshLive(c.camera);
     const status = $(".status", entry.card);
     status.className = "status " + c.status;
     status.textContent = c.status;
     status.title = c.reason || "";
     $(".figures", entry.card).textContent = `${num(c.fps, 1)} fps · ${c.dropped ?? "–"} dropped`;
-    const url = metricsUrl(c.metrics);
-    metrics = metrics || url;
-    const foot = $(".foot", entry.card);
-    foot.replaceChildren(el("span", "", c.reason ? c.reason + " · " : ""),
-                         el("span", "", `frame ${c.frame_index ?? "–"} · updated ${clock(c.updated_at)}`));
-    if (url) { foot.append(" · "); const a = el("a", "", "metrics"); a.href = url; a.target = "_blank"; foot.append(a); }
+    metrics = metrics || metricsUrl(c.metrics);
+    showFoot(entry);
   }
   const link = $("#metrics-link");
   link.hidden = !metrics;
